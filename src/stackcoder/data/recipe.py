@@ -1,0 +1,56 @@
+"""Load the recipe: the default The Stack v2 thresholds (recipe.toml), optionally overridden.
+
+An override file holds only what it changes; it is merged over the default section by section.
+Unknown sections or keys are an error that names them, so a typo never silently keeps a default.
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from stackcoder.errors import UserError
+
+DEFAULT_RECIPE = "recipe.toml"
+
+
+def default_recipe_text() -> str:
+    return resources.files("stackcoder.data").joinpath(DEFAULT_RECIPE).read_text(encoding="utf-8")
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any], where: str) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        name = f"{where}.{key}" if where else key
+        if key not in base:
+            known = ", ".join(sorted(base)) or "none"
+            raise UserError(f"recipe: unknown setting '{name}' (known here: {known})")
+        if isinstance(base[key], dict):
+            if not isinstance(value, dict):
+                raise UserError(f"recipe: '{name}' must be a table")
+            merged[key] = _merge(base[key], value, name)
+        else:
+            expected = type(base[key])
+            ok = isinstance(value, expected) or (expected is float and isinstance(value, int))
+            if not ok or (expected is int and isinstance(value, bool)):
+                raise UserError(f"recipe: '{name}' must be {expected.__name__}, got {value!r}")
+            merged[key] = value
+    return merged
+
+
+def load_recipe(path: str | Path | None = None) -> dict[str, Any]:
+    """The default recipe, with the file at ``path`` (TOML) merged over it."""
+    recipe = tomllib.loads(default_recipe_text())
+    if path is None:
+        return recipe
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"recipe file not found: {path}")
+    try:
+        override = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"recipe file {path} is not valid TOML: {e}") from None
+    return _merge(recipe, override, "")
