@@ -15,7 +15,7 @@ from stackcoder import __version__
 from stackcoder.errors import UserError
 
 # module name under stackcoder.cli, in --help order
-VERBS = ["recipe"]
+VERBS = ["build", "recipe", "tokenizer", "generate", "demo"]
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -22,13 +22,13 @@ _NAME = re.compile(
 
 # extensions of programs and data, never license-like even when the name matches
 _CODE_EXTENSIONS = frozenset(
-    """
-    py pyi pyx pxd c h cc cpp cxx hpp hh hxx m mm go rs java kt kts scala groovy clj cljs js mjs cjs jsx
-    ts tsx vue svelte rb php pl pm lua r jl swift cs fs fsx vb sh bash zsh fish ps1 bat cmd sql
-    json yaml yml toml ini cfg xml css scss sass less erl ex exs hs ml mli elm dart nim zig v d
-    ada adb ads f f90 f95 for asm s wasm wat proto thrift graphql gql tf lock mod sum gradle cmake
-    mk make dockerfile png jpg jpeg gif svg ico pdf zip gz tar bz2 xz so dll exe class jar pyc o a
-    """.split()
+    (
+        "py pyi pyx pxd c h cc cpp cxx hpp hh hxx m mm go rs java kt kts scala groovy clj cljs js mjs cjs "
+        "jsx ts tsx vue svelte rb php pl pm lua r jl swift cs fs fsx vb sh bash zsh fish ps1 bat cmd sql "
+        "json yaml yml toml ini cfg xml css scss sass less erl ex exs hs ml mli elm dart nim zig v d "
+        "ada adb ads f f90 f95 for asm s wasm wat proto thrift graphql gql tf lock mod sum gradle cmake "
+        "mk make dockerfile png jpg jpeg gif svg ico pdf zip gz tar bz2 xz so dll exe class jar pyc o a"
+    ).split()
 )
 
 

@@ -1,0 +1,98 @@
+"""`stackcoder generate --model DIR [PROMPT]`: complete a prompt (or fill in the middle) with a local model.
+
+Prints only the generated text, as it is generated. The prompt comes from stdin when absent. With
+`--suffix`, the request is PSM fill-in-the-middle (recipe.md §2):
+`<fim_prefix>PROMPT<fim_suffix>SUFFIX<fim_middle>`, and the output is the middle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+from stackcoder.errors import UserError
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
+FIM_TOKENS = ("<fim_prefix>", "<fim_suffix>", "<fim_middle>")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "generate",
+        help="generate code from a prompt with a local StarCoder2 checkpoint",
+        description=__doc__.split("\n", 2)[2],
+    )
+    p.add_argument("--model", required=True, metavar="DIR", help="Hugging Face-layout checkpoint directory")
+    p.add_argument("prompt", nargs="?", help="the prompt (default: read stdin)")
+    p.add_argument("--suffix", metavar="TEXT", help="text after the cursor: a fill-in-the-middle request")
+    p.add_argument("--max-new-tokens", type=int, default=128, metavar="N")
+    p.add_argument("--temperature", type=float, default=0.0, help="0 (default) = greedy")
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=0, help="0 (default) = off")
+    p.add_argument(
+        "--stop", action="append", default=[], metavar="TEXT", help="stop before this text (repeatable)"
+    )
+    p.add_argument("--seed", type=int, help="for reproducible sampling")
+    p.add_argument(
+        "--dtype", choices=["float32", "bfloat16", "float16"], help="compute dtype (default: as stored)"
+    )
+    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.set_defaults(run=run)
+
+
+def fim_prompt(tokenizer: Tokenizer, prefix: str, suffix: str) -> list[int]:
+    """PSM token ids; each part encoded on its own so text never merges with the special tokens."""
+    ids = [tokenizer.token_to_id(t) for t in FIM_TOKENS]
+    if None in ids:
+        raise UserError(f"the tokenizer has no FIM tokens {', '.join(FIM_TOKENS)}; --suffix needs them")
+    pre, suf, mid = ids
+
+    def enc(text: str) -> list[int]:
+        return tokenizer.encode(text, add_special_tokens=False).ids
+
+    return [pre, *enc(prefix), suf, *enc(suffix), mid]
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from stackcoder.model.generate import SamplingParams, stream
+    from stackcoder.model.hf import DTYPES, eos_token_ids, load_config, load_model, load_tokenizer
+
+    prompt = args.prompt if args.prompt is not None else sys.stdin.read()
+    try:
+        params = SamplingParams(
+            max_new_tokens=args.max_new_tokens,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            top_k=args.top_k,
+            stop=args.stop,
+            seed=args.seed,
+        )
+    except ValueError as e:
+        raise UserError(str(e)) from e
+    load_config(args.model)  # a clear error for a wrong directory before anything else
+    tokenizer = load_tokenizer(args.model)
+    model = load_model(args.model, dtype=DTYPES.get(args.dtype), device=torch.device(args.device))
+    ids = (
+        fim_prompt(tokenizer, prompt, args.suffix)
+        if args.suffix is not None
+        else tokenizer.encode(prompt, add_special_tokens=False).ids
+    )
+    if not ids:
+        raise UserError("the prompt is empty")
+    if len(ids) + params.max_new_tokens > model.config.max_position_embeddings:
+        print(
+            f"stackcoder generate: warning: {len(ids)} prompt + {params.max_new_tokens} new tokens exceed "
+            f"the model's {model.config.max_position_embeddings} positions",
+            file=sys.stderr,
+        )
+    for piece in stream(model, tokenizer, ids, params, eos_token_ids(args.model)):
+        sys.stdout.write(piece.text)
+        sys.stdout.flush()
+    if sys.stdout.isatty():
+        sys.stdout.write("\n")
+    return 0

@@ -1,0 +1,137 @@
+"""Run a list of steps on datatrove's local or Ray executor, with a progress bar.
+
+Steps do not know where they run (style.md, datatrove). Both executors write per-task stats and
+completion markers under the logging directory, so a rerun skips finished tasks: that is how a
+killed build resumes.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+from datatrove.executor.local import LocalPipelineExecutor
+from datatrove.pipeline.base import PipelineStep
+from datatrove.utils.logging import logger
+from tqdm import tqdm
+
+from stackcoder.errors import UserError
+
+EXECUTORS = ("local", "ray")
+_log_level: str | None = None  # set by configure_logs; None leaves datatrove's own setup alone
+
+
+def configure_logs(verbose: bool = False) -> None:
+    """Show warnings only (INFO with ``verbose``) on stderr: the CLI shows progress bars instead."""
+    global _log_level
+    _log_level = "INFO" if verbose else "WARNING"
+    _apply_log_level(_log_level)
+
+
+def _apply_log_level(level: str) -> None:
+    logger.remove()
+    logger.add(sys.stderr, level=level, format="{level}: {message}")
+
+
+class QuietLocalExecutor(LocalPipelineExecutor):
+    """Datatrove echoes local rank 0's INFO log on stderr and, after each task, puts back a DEBUG
+    handler (in the worker process too); every task here logs as a non-zero local rank (errors
+    only on stderr) and the caller's level is restored after it, in whichever process ran it.
+    Full logs stay in logs/logs/task_*.log."""
+
+    def __init__(self, *args, log_level: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.log_level = log_level
+
+    def _run_for_rank(self, rank: int, local_rank: int = 0, node_rank: int = -1):
+        try:
+            return super()._run_for_rank(rank, local_rank + 1, node_rank)
+        finally:
+            if self.log_level is not None:
+                _apply_log_level(self.log_level)
+
+
+def _watch(logging_dir: Path, tasks: int, stop: threading.Event, desc: str) -> None:
+    done_dir = logging_dir / "completions"
+    with tqdm(total=tasks, desc=desc, unit="task", file=sys.stderr, dynamic_ncols=True) as bar:
+        while True:
+            done = len(list(done_dir.glob("*"))) if done_dir.is_dir() else 0
+            bar.update(done - bar.n)
+            if stop.wait(0.5):
+                done = len(list(done_dir.glob("*"))) if done_dir.is_dir() else 0
+                bar.update(done - bar.n)
+                return
+
+
+def _make(
+    executor: str,
+    steps: list[PipelineStep],
+    tasks: int,
+    workers: int,
+    logging_dir: Path,
+    ray_address: str | None,
+):
+    if executor == "local":
+        return QuietLocalExecutor(
+            steps, tasks=tasks, workers=workers, logging_dir=str(logging_dir), log_level=_log_level
+        )
+    if executor == "ray":
+        try:
+            import ray
+        except ImportError:
+            raise UserError("--executor ray needs Ray: pip install 'stackcoder[ray]'") from None
+        from datatrove.executor.ray import RayPipelineExecutor
+
+        if not ray.is_initialized():
+            if ray_address:
+                ray.init(address=ray_address, log_to_driver=False, logging_level="WARNING")
+            else:  # a local Ray instance sized like --workers
+                ray.init(
+                    num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level="WARNING"
+                )
+        return RayPipelineExecutor(
+            steps,
+            tasks=tasks,
+            workers=workers,
+            logging_dir=str(logging_dir),
+            cpus_per_task=1,
+            # ScanCode's license index alone is ~1.4 GB per worker process
+            mem_per_cpu_gb=2.5,
+        )
+    raise UserError(f"unknown executor {executor!r} (choose from {', '.join(EXECUTORS)})")
+
+
+def run_steps(
+    steps: list[PipelineStep],
+    *,
+    tasks: int,
+    workers: int,
+    logging_dir: Path,
+    executor: str = "local",
+    ray_address: str | None = None,
+    progress: bool = True,
+    desc: str = "build",
+) -> None:
+    """Run ``steps`` as ``tasks`` tasks, ``workers`` at a time; raise if any task did not complete."""
+    logging_dir.mkdir(parents=True, exist_ok=True)
+    runner = _make(executor, steps, tasks, workers, logging_dir, ray_address)
+    stop = threading.Event()
+    watcher = None
+    if progress:
+        watcher = threading.Thread(target=_watch, args=(logging_dir, tasks, stop, desc), daemon=True)
+        watcher.start()
+    try:
+        runner.run()
+    finally:
+        stop.set()
+        if watcher:
+            watcher.join()
+    missing = runner.get_incomplete_ranks(range(tasks), skip_completed=True)
+    if missing:
+        logs = logging_dir / "logs"
+        raise UserError(
+            f"{len(missing)} of {tasks} tasks did not complete (first: {missing[0]}); "
+            f"see {logs}/task_{missing[0]:05d}.log. Rerun the same command to resume."
+        )
+    logger.debug(f"{tasks} tasks complete")

@@ -1,0 +1,167 @@
+"""``--repo-metadata FILE``: repository-level fields joined onto the SOURCES.
+
+The Stack v2 took stars, forks and the host's license from GitHub metadata (GH Archive); the
+license step uses the host license and exact/near dedup rank survivors by stars and forks
+(recipe.md §1). The file is CSV or JSONL, one row per repository:
+
+- ``repo_name`` (required);
+- ``source`` (optional): a path or entry name picking the SOURCE the row is for; it also sets that
+  source's repo_name. Rows without it join on the repo_name each source got from its own rules;
+- ``stars``/``star_events_count``, ``forks``/``fork_events_count``, ``license``/``gha_license_id``
+  (an SPDX id), ``revision_date`` (ISO 8601). Other columns are ignored, with one warning.
+
+A table SOURCE carries these fields per record; a row applies to a whole table only via ``source``.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from stackcoder.data import fields as F
+from stackcoder.errors import UserError
+
+if TYPE_CHECKING:
+    from stackcoder.data.readers.sources import Source
+
+log = logging.getLogger(__name__)
+
+REPO_NAME, SOURCE = "repo_name", "source"
+ALIASES = {
+    "stars": F.STARS,
+    F.STARS: F.STARS,
+    "forks": F.FORKS,
+    F.FORKS: F.FORKS,
+    "license": F.HOST_LICENSE,
+    F.HOST_LICENSE: F.HOST_LICENSE,
+    F.REVISION_DATE: F.REVISION_DATE,
+}
+
+
+@dataclass
+class MetadataRow:
+    line: int
+    repo_name: str
+    source: str | None
+    fields: dict[str, Any]
+
+
+def _value(column: str, value: Any, where: str) -> Any:
+    field = ALIASES[column]
+    if field in (F.STARS, F.FORKS):
+        try:
+            n = int(value) if not isinstance(value, bool | float) else None
+        except ValueError:
+            n = None
+        if n is None or n < 0:
+            raise UserError(f"{where}: `{column}` must be a count, got {value!r}")
+        return n
+    if not isinstance(value, str):
+        raise UserError(f"{where}: `{column}` must be a string, got {value!r}")
+    if field == F.REVISION_DATE:
+        try:
+            datetime.fromisoformat(value)
+        except ValueError as e:
+            raise UserError(f"{where}: `{column}` is not an ISO 8601 date: {value!r}") from e
+    return value
+
+
+def _records(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    if path.lower().endswith(".csv"):
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if not reader.fieldnames or REPO_NAME not in reader.fieldnames:
+                raise UserError(f"{path}:1: the CSV header has no `repo_name` column")
+            for rec in reader:
+                if None in rec:  # more cells than the header has names
+                    raise UserError(f"{path}:{reader.line_num}: more values than columns")
+                yield reader.line_num, {k: v for k, v in rec.items() if v not in ("", None)}
+    elif path.lower().endswith((".jsonl", ".ndjson")):
+        with open(path, "rb") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = orjson.loads(line)
+                except orjson.JSONDecodeError as e:
+                    raise UserError(f"{path}:{lineno}: not a JSON record ({e})") from e
+                if not isinstance(rec, dict):
+                    raise UserError(f"{path}:{lineno}: not a JSON object")
+                yield lineno, {k: v for k, v in rec.items() if v is not None}
+    else:
+        raise UserError(f"{path}: --repo-metadata must be a .csv or .jsonl file")
+
+
+def load_repo_metadata(path: str) -> list[MetadataRow]:
+    """Parse and check every row; ``UserError`` names the file and line of the first bad one."""
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: no such file (--repo-metadata)")
+    rows, ignored = [], set()
+    try:
+        for lineno, rec in _records(path):
+            where = f"{path}:{lineno}"
+            name = rec.get(REPO_NAME)
+            if not isinstance(name, str) or not name.strip():
+                raise UserError(f"{where}: no repo_name")
+            source = rec.get(SOURCE)
+            if source is not None and not isinstance(source, str):
+                raise UserError(f"{where}: `source` must be a string")
+            fields = {ALIASES[k]: _value(k, v, where) for k, v in rec.items() if k in ALIASES}
+            ignored.update(k for k in rec if k not in ALIASES and k not in (REPO_NAME, SOURCE))
+            rows.append(MetadataRow(lineno, name.strip(), source or None, fields))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise UserError(f"{path}: cannot read the repository metadata ({e})") from e
+    if ignored:
+        log.warning("%s: ignoring unknown columns: %s", path, ", ".join(sorted(ignored)))
+    return rows
+
+
+def _hits(row_source: str, sources: list[Source]) -> list[int]:
+    """Sources a ``source`` value names: as typed or the same file, else by entry name."""
+    real = os.path.realpath(row_source)
+    exact = [
+        i
+        for i, s in enumerate(sources)
+        if row_source in (s.label, s.path) or real == os.path.realpath(s.path)
+    ]
+    if exact:
+        return exact
+    name = os.path.basename(row_source.rstrip("/"))
+    return [i for i, s in enumerate(sources) if os.path.basename(s.path.rstrip("/")) == name]
+
+
+def join_repo_metadata(sources: list[Source], rows: list[MetadataRow], path: str) -> list[Source]:
+    """Sources with their rows applied: by ``source`` first, else by repo_name (later rows win)."""
+    sources = list(sources)
+    picked: set[int] = set()
+    unmatched = 0
+    for row in (r for r in rows if r.source):
+        hits = _hits(row.source, sources)
+        if len(hits) > 1:
+            labels = ", ".join(sources[i].label for i in hits)
+            raise UserError(f"{path}:{row.line}: source {row.source!r} matches several SOURCES ({labels})")
+        if not hits:
+            unmatched += 1
+            continue
+        s = sources[hits[0]]
+        sources[hits[0]] = replace(s, repo_name=row.repo_name, metadata={**s.metadata, **row.fields})
+        picked.add(hits[0])
+    by_name: dict[str, dict[str, Any]] = {}
+    for row in (r for r in rows if not r.source):
+        by_name.setdefault(row.repo_name, {}).update(row.fields)
+    used = set()
+    for i, s in enumerate(sources):
+        if i not in picked and s.kind != "table" and s.repo_name in by_name:
+            sources[i] = replace(s, metadata={**s.metadata, **by_name[s.repo_name]})
+            used.add(s.repo_name)
+    unmatched += len(set(by_name) - used)
+    if unmatched:
+        log.warning("%s: %d rows match no SOURCE", path, unmatched)
+    return sources

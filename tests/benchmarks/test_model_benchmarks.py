@@ -1,0 +1,43 @@
+"""The model benchmark scripts run (tiny sizes) and say clearly when they cannot."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+
+BENCH = Path(__file__).parents[2] / "benchmarks"
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_bench_model_smoke(tmp_path):
+    out = run(str(BENCH / "bench_model.py"), "--smoke", "--threads", "1", "--json", str(tmp_path / "r.json"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "| train fwd+bwd | debug @ 64 |" in out.stdout and "same tokens" in out.stdout
+    results = json.loads((tmp_path / "r.json").read_text())
+    for impl in ("ours", "transformers"):
+        assert results["train"]["debug:64"][impl]["tokens_per_s"] > 0
+        assert results["train"]["debug:64"][impl]["train_mib"] > 0
+        assert results["generate"]["debug:16:8:2"][impl]["tokens_per_s"] > 0
+
+
+@pytest.mark.slow
+def test_gpu_mfu_smoke_and_cpu_refusal():
+    out = run(str(BENCH / "gpu_mfu.py"), "--smoke")
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["impl"] for r in lines] == ["stackcoder", "transformers"]
+    assert all(r["tokens_per_s"] > 0 and r["steps"] >= 2 for r in lines)
+    if not torch.cuda.is_available():
+        out = run(str(BENCH / "gpu_mfu.py"))
+        assert out.returncode == 2 and "no CUDA GPU" in out.stderr and out.stdout == ""
