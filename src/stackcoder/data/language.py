@@ -8,13 +8,22 @@ removes files enry cannot name (`unknown_language`) and files of excluded langua
 from __future__ import annotations
 
 import posixpath
+from types import ModuleType
 
-import enry
 from datatrove.data import Document
 
 from stackcoder.data import fields as F
 from stackcoder.data.step import FileStep
 from stackcoder.errors import UserError
+
+
+def enry() -> ModuleType:
+    """go-enry, imported on first use, never at import: loading it starts a Go runtime, which does
+    not survive ``fork``, and datatrove's Ray executor forks its task processes from the actor that
+    unpickled the steps. Imported after the fork, each process has a runtime of its own."""
+    import enry as module
+
+    return module
 
 
 def file_extension(path: str) -> str:
@@ -32,7 +41,7 @@ def unknown_language_names(names: list[str]) -> list[str]:
     enry-python 0.2.0 cannot list its languages; ``get_language_type`` answers "unknown" for a
     name outside Linguist's table, and one of programming/data/markup/prose otherwise.
     """
-    return [name for name in names if enry.get_language_type(name) == "unknown"]
+    return [name for name in names if enry().get_language_type(name) == "unknown"]
 
 
 class LanguageDetector(FileStep):
@@ -63,13 +72,13 @@ class LanguageDetector(FileStep):
         # strategies only look at the basename (same answer on 70k files), but Linguist's vendor
         # and generated rules are path patterns (`node_modules/`, `vendor/`) that need the dirs.
         if meta.get(F.LANGUAGE) is None:
-            meta[F.LANGUAGE] = enry.get_language(path, content) or None
+            meta[F.LANGUAGE] = enry().get_language(path, content) or None
         if meta.get(F.EXTENSION) is None:
             meta[F.EXTENSION] = file_extension(path)
         if meta.get(F.IS_VENDOR) is None:
-            meta[F.IS_VENDOR] = enry.is_vendor(path)
+            meta[F.IS_VENDOR] = enry().is_vendor(path)
         if meta.get(F.IS_GENERATED) is None:
-            meta[F.IS_GENERATED] = enry.is_generated(path, content)
+            meta[F.IS_GENERATED] = enry().is_generated(path, content)
 
         language = meta[F.LANGUAGE]
         self.stat_update(f"language_{language or 'unknown'}")
