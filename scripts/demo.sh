@@ -8,5 +8,5 @@ cd "$(dirname "$0")/.."
 . .venv/bin/activate
 CACHE=${STACKCODER_CACHE:-$HOME/.cache/stackcoder/demo}
 OUT=${1:-out/demo}
-stackcoder demo download --cache "$CACHE"
+stackcoder demo download --cache "$CACHE" >/dev/null  # prints paths we already know
 stackcoder build --repos-dir "$CACHE/repos" --repo-metadata "$CACHE/repo_metadata.jsonl" --output "$OUT"

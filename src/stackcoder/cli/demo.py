@@ -43,6 +43,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_download(args: argparse.Namespace) -> int:
+    from stackcoder.data.executor import configure_logs
+
+    configure_logs()
     cache = download_corpus(args.cache, only=args.only, progress=not args.quiet, workers=args.workers)
     repos, metadata = cache / "repos", cache / METADATA_FILE
     n = sum(1 for _ in metadata.open(encoding="utf-8"))

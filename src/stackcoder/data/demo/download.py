@@ -207,18 +207,15 @@ def _available(packages: list[Package]) -> list[Package]:
 
 
 def write_metadata(cache: Path, packages: list[Package]) -> Path:
-    """``repo_metadata.jsonl``: one row per manifest package whose ``repos/`` entry exists."""
+    """``repo_metadata.jsonl``: one row per manifest package whose ``repos/`` entry exists.
+
+    Only what ``--repo-metadata`` reads: the name and the entry. No host license, on purpose: the
+    build would take it instead of running ScanCode, which the demo is there to exercise. The rest
+    of a package's record (version, declared license) is in the manifest (`stackcoder demo list`).
+    """
     path = cache / METADATA_FILE
     rows = [
-        {
-            "repo_name": p.repo_name,
-            "source": p.source,
-            "ecosystem": p.ecosystem,
-            "version": p.version,
-            # not `license`: the build reads that as the host license (gha_license_id) and would skip
-            # ScanCode, which the demo is there to exercise
-            "declared_license": p.license,
-        }
+        {"repo_name": p.repo_name, "source": p.source}
         for p in packages
         if (cache / "repos" / p.source).exists()
     ]
