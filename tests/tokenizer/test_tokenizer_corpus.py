@@ -73,7 +73,7 @@ def test_bad_inputs_are_user_errors(tmp_path):
     with pytest.raises(UserError, match="not a .parquet"):
         resolve_inputs([tmp_path / "notes.txt"])
     (tmp_path / "bad.jsonl").write_text('{"text": "ok"}\n{oops\n')
-    with pytest.raises(UserError, match=r"bad.jsonl:2: invalid JSON"):
+    with pytest.raises(UserError, match=r"bad.jsonl:2: not a JSON record"):
         list(Corpus([tmp_path / "bad.jsonl"]))
     (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really")
     with pytest.raises(UserError, match="cannot read parquet"):

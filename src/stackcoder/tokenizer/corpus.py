@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import gzip
 import itertools
-import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from stackcoder.data import fields as F
+from stackcoder.data.readers.table import json_record
 from stackcoder.errors import UserError
 
 DOCUMENT_TEXT = "text"  # DIR/documents/*.parquet: one repository's training text
@@ -101,12 +101,7 @@ def _jsonl_batches(path: Path, column: str | None) -> Iterator[list[str]]:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}:{lineno}: invalid JSON ({e.msg})") from e
-            if not isinstance(record, dict):
-                raise UserError(f"{path}:{lineno}: expected a JSON object per line")
+            record = json_record(line, str(path), lineno)
             if column is None or column not in record:
                 column = _pick_column(path, list(record), column)
             text = record.get(column)

@@ -23,9 +23,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from stackcoder.data import fields as F
+from stackcoder.data.readers.table import json_record
 from stackcoder.errors import UserError
 
 if TYPE_CHECKING:
@@ -88,12 +87,7 @@ def _records(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
             for lineno, line in enumerate(f, 1):
                 if not line.strip():
                     continue
-                try:
-                    rec = orjson.loads(line)
-                except orjson.JSONDecodeError as e:
-                    raise UserError(f"{path}:{lineno}: not a JSON record ({e})") from e
-                if not isinstance(rec, dict):
-                    raise UserError(f"{path}:{lineno}: not a JSON object")
+                rec = json_record(line, path, lineno)
                 yield lineno, {k: v for k, v in rec.items() if v is not None}
     else:
         raise UserError(f"{path}: --repo-metadata must be a .csv or .jsonl file")

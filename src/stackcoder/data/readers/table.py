@@ -59,7 +59,8 @@ def _open_jsonl(path: str) -> IO[bytes]:
     return open(path, "rb")
 
 
-def _record(line: bytes, path: str, lineno: int) -> dict[str, Any]:
+def json_record(line: bytes | str, path: str, lineno: int) -> dict[str, Any]:
+    """One JSONL line as a dict; a ``UserError`` naming ``path:lineno`` when it is not one."""
     try:
         rec = orjson.loads(line)
     except orjson.JSONDecodeError as e:
@@ -81,7 +82,7 @@ def check_table(path: str, fmt: str) -> None:
                     line, lineno = f.readline(), lineno + 1
                     if not line:
                         return  # an empty table: no files
-                columns = set(_record(line, path, lineno))
+                columns = set(json_record(line, path, lineno))
     except (OSError, pa.ArrowException) as e:
         raise UserError(f"{path}: not a readable {fmt} file ({e})") from e
     _missing(path, columns)
@@ -141,12 +142,12 @@ def _iter_jsonl(path: str, max_file_bytes: int) -> Iterator[RawFile]:
         keys, offset = [], 0
         for lineno, line in enumerate(f, 1):
             if line.strip():
-                keys.append((_key(_record(line, path, lineno), path, str(lineno)), offset, lineno))
+                keys.append((_key(json_record(line, path, lineno), path, str(lineno)), offset, lineno))
             offset += len(line)
         keys.sort()
         for _, offset, lineno in keys:
             f.seek(offset)
-            yield _raw(_record(f.readline(), path, lineno), max_file_bytes)
+            yield _raw(json_record(f.readline(), path, lineno), max_file_bytes)
 
 
 def iter_table(path: str, max_file_bytes: int) -> Iterator[RawFile]:
