@@ -25,6 +25,7 @@ FORKS = "fork_events_count"
 HOST_LICENSE = "gha_license_id"  # The Stack v2's name for the license from GitHub metadata
 
 # ours
+FILE_ID = "file_id"  # between passes: (shard << 32) | row in work/filtered/<shard>.parquet; not written out
 SOURCE = "source"  # the SOURCE argument the file came from, for per-source accounting
 REMOVED_STAGE = "removed_stage"
 REMOVED_REASON = "removed_reason"
