@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 
 missing=()
 for tool in git; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+command -v clamscan >/dev/null || missing+=(clamav)  # malware scanning (docs/malware.md)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq && apt-get install -y -qq "${missing[@]}"

@@ -59,4 +59,5 @@ def test_build_prints_summary_and_paths(tmp_path, capsys):
     assert main(["build", str(REPOS / "jsonify-0.0.0.tgz"), "-o", str(out_dir), "-w", "1"]) == 0
     out = capsys.readouterr().out
     assert "stage" in out and "text_names" in out and "kept 7 of 7 files" in out
-    assert f"files:   {out_dir / 'files'}" in out and (out_dir / "stats.json").is_file()
+    assert f"files:     {out_dir / 'files'}" in out and (out_dir / "stats.json").is_file()
+    assert f"documents: {out_dir / 'documents'}" in out and (out_dir / "README.md").is_file()

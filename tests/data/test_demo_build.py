@@ -102,25 +102,36 @@ def test_every_file_of_every_source_is_accounted_for(demo_build, corpus):
     assert t["files_seen"] == sum(expected.values())
 
 
-def test_killed_build_resumes_to_the_same_output(demo_build, corpus, tmp_path):
-    out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "stackcoder", "build", *demo_args(corpus), "-o", str(out), "-w", "2", "-q"]
+def _start_and_kill(cmd: list[str], ready) -> None:
+    """Start the build, wait until ``ready()`` says it is mid-way, then kill -9 its process group."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    done = out / "logs" / "completions"
     deadline = time.time() + 600
-    while time.time() < deadline and proc.poll() is None:
-        if done.is_dir() and len(list(done.iterdir())) >= 3:
-            break
+    while time.time() < deadline and proc.poll() is None and not ready():
         time.sleep(0.05)
     assert proc.poll() is None, f"the build ended before it could be killed: {proc.stderr.read()}"
     os.killpg(proc.pid, signal.SIGKILL)  # the whole process group: the CLI and its workers
     proc.wait()
-    finished = len(list(done.iterdir()))
-    assert 3 <= finished < demo_build.stats["tasks"]
+
+
+def test_killed_build_resumes_to_the_same_output(demo_build, corpus, tmp_path):
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "stackcoder", "build", *demo_args(corpus), "-o", str(out), "-w", "2", "-q"]
+    filtered = out / "logs" / "filter" / "completions"
+
+    def done(folder: Path) -> int:
+        return len(list(folder.iterdir())) if folder.is_dir() else 0
+
+    # killed in the first pass, with some of its tasks complete...
+    _start_and_kill(cmd, lambda: done(filtered) >= 3)
+    assert 3 <= done(filtered) < demo_build.stats["tasks"]
+    # ...then, resumed, killed again in a later pass (dedup or final)
+    _start_and_kill(cmd, lambda: (out / "logs" / "near_signatures").is_dir())
+    assert done(filtered) == demo_build.stats["tasks"] and not (out / "stats.json").exists()
 
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr
     assert parquet_bytes(out) == parquet_bytes(demo_build.output)
+    assert set(parquet_bytes(out)) >= {"documents/00000.parquet", "files/00000.parquet"}
 
 
 def test_same_output_with_one_worker_two_workers_and_ray(corpus, tmp_path):

@@ -8,6 +8,10 @@ from stackcoder.data.step import mark_removed
 from stackcoder.data.writer import FILES_SCHEMA, REMOVED_SCHEMA, DatasetWriter
 
 
+def writer(root) -> DatasetWriter:
+    return DatasetWriter(str(root / "files"), str(root / "removed"))
+
+
 def _docs():
     a = make_file(
         "print('a')\n",
@@ -35,7 +39,7 @@ def _docs():
 
 
 def test_writer_splits_kept_and_removed(tmp_path):
-    out = list(DatasetWriter(str(tmp_path)).run(iter(_docs()), rank=3))
+    out = list(writer(tmp_path).run(iter(_docs()), rank=3))
     assert len(out) == 5
     files = pq.read_table(tmp_path / "files" / "00003.parquet")
     removed = pq.read_table(tmp_path / "removed" / "00003.parquet")
@@ -53,7 +57,7 @@ def test_writer_splits_kept_and_removed(tmp_path):
 
 
 def test_summary_funnel_adds_up(tmp_path):
-    list(DatasetWriter(str(tmp_path)).run(iter(_docs()), rank=0))
+    list(writer(tmp_path).run(iter(_docs()), rank=0))
     stages = ["ingest", "language", "license", "license_filter", "long_lines"]
     stats = summarize(tmp_path, stages)
     assert stats["totals"]["files_seen"] == 5 and stats["totals"]["files_kept"] == 2
@@ -74,6 +78,21 @@ def test_summary_funnel_adds_up(tmp_path):
 
 
 def test_summary_rejects_unknown_stage(tmp_path):
-    list(DatasetWriter(str(tmp_path)).run(iter(_docs()), rank=0))
+    list(writer(tmp_path).run(iter(_docs()), rank=0))
     with pytest.raises(ValueError, match="license_filter"):
         summarize(tmp_path, ["ingest", "long_lines"])
+
+
+def test_opted_out_files_are_written_nowhere(tmp_path):
+    docs = _docs()
+    gone = make_file("secret sauce", "private.py", repo_name="optout/repo")
+    mark_removed(gone, "opt_out", "opted_out")
+    step = DatasetWriter(str(tmp_path / "kept"), str(tmp_path / "gone"), removed_prefix="final")
+    assert len(list(step.run(iter([*docs, gone]), rank=1))) == 6
+    assert {p.name for p in (tmp_path / "gone").iterdir()} == {"final-00001.parquet"}
+    for folder in ("kept", "gone"):
+        for path in (tmp_path / folder).iterdir():
+            table = pq.read_table(path)
+            assert "optout/repo" not in table.column(F.REPO_NAME).to_pylist()
+            assert "secret sauce" not in (table.column(F.CONTENT).to_pylist())
+    assert step.stats["opted_out_not_written"].total == 1

@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from stackcoder.errors import UserError
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -43,6 +45,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--recipe", metavar="FILE", help="TOML merged over the default recipe (see `recipe show`)")
     p.add_argument(
+        "--opt-out",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="owners and owner/repo patterns to drop, one per line (repeatable; see `stackcoder optout`)",
+    )
+    p.add_argument(
+        "--benchmark",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="decontaminate against a local benchmark file: mbpp, apps, gsm8k, ds1000 (HumanEval built in)",
+    )
+    p.add_argument(
         "-w",
         "--workers",
         type=int,
@@ -70,6 +86,12 @@ def run(args: argparse.Namespace) -> int:
     from stackcoder.data.report import format_summary
 
     configure_logs(args.verbose)
+    benchmarks: dict[str, str] = {}
+    for spec in args.benchmark:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise UserError(f"--benchmark {spec!r}: expected NAME=PATH")
+        benchmarks[name.strip().lower()] = path
     config = BuildConfig(
         sources=args.sources,
         output=args.output,
@@ -77,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
         source_type=args.source_type,
         repo_metadata=args.repo_metadata,
         recipe=args.recipe,
+        opt_out_files=args.opt_out,
+        benchmark_files=benchmarks,
         workers=args.workers,
         tasks=args.tasks,
         executor=args.executor,
@@ -89,8 +113,10 @@ def run(args: argparse.Namespace) -> int:
         print(format_summary(result.stats))
         print()
     out = result.output
-    print(f"files:   {out / 'files'}")
-    print(f"removed: {out / 'removed'}")
-    print(f"stats:   {out / 'stats.json'}")
+    print(f"files:     {out / 'files'}")
+    print(f"documents: {out / 'documents'}")
+    print(f"removed:   {out / 'removed'}")
+    print(f"stats:     {out / 'stats.json'}")
+    print(f"card:      {out / 'README.md'}")
     sys.stdout.flush()
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from datatrove.executor.local import LocalPipelineExecutor
@@ -19,6 +20,18 @@ from tqdm import tqdm
 from stackcoder.errors import UserError
 
 EXECUTORS = ("local", "ray")
+
+
+@dataclass
+class Pass:
+    """One run of an executor: ``steps`` as ``tasks`` tasks; a build is a list of passes, each
+    started when the one before it has completed (dedup needs every shard's signatures)."""
+
+    name: str
+    steps: list[PipelineStep]
+    tasks: int
+
+
 _log_level: str | None = None  # set by configure_logs; None leaves datatrove's own setup alone
 
 

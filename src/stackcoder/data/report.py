@@ -34,14 +34,26 @@ def step_times(logging_dir: Path, step_stages: list[str]) -> dict[str, float]:
     if not path.is_file():
         return {}
     blocks = json.loads(path.read_text())
-    return {
-        stage: block.get("time_stats", {}).get("total", 0.0)
-        for stage, block in zip(step_stages, blocks, strict=False)
-    }
+    times = {}
+    for stage, block in zip(step_stages, blocks, strict=False):
+        timing = block.get("time_stats")  # a bare 0 when the step never timed anything
+        if stage:
+            times[stage] = timing.get("total", 0.0) if isinstance(timing, dict) else float(timing or 0)
+    return times
 
 
-def summarize(output_dir: Path, stages: list[str], times: dict[str, float] | None = None) -> dict[str, Any]:
-    """Funnel per stage and reason, per source, languages and license classes of what was kept."""
+def summarize(
+    output_dir: Path,
+    stages: list[str],
+    times: dict[str, float] | None = None,
+    unwritten: dict[str, dict[str, dict[str, int]]] | None = None,
+) -> dict[str, Any]:
+    """Funnel per stage and reason, per source, languages and license classes of what was kept.
+
+    ``unwritten`` adds removals that are deliberately in no output file (opt-out: stage -> reason ->
+    ``{"files", "bytes"}``, from the step's own counters); they count in the funnel and the totals
+    but not per source.
+    """
     kept = _read(output_dir / "files", [])
     removed = _read(output_dir / "removed", [F.REMOVED_STAGE, F.REMOVED_REASON])
     unknown = {r[F.REMOVED_STAGE] for r in removed} - set(stages)
@@ -53,8 +65,15 @@ def summarize(output_dir: Path, stages: list[str], times: dict[str, float] | Non
         cell = removed_by[r[F.REMOVED_STAGE]][r[F.REMOVED_REASON]]
         cell[0] += 1
         cell[1] += r[F.LENGTH_BYTES] or 0
-    files_in = len(kept) + len(removed)
-    bytes_in = sum(r[F.LENGTH_BYTES] or 0 for r in kept + removed)
+    for stage, reasons in (unwritten or {}).items():
+        for reason, count in reasons.items():
+            removed_by[stage][reason][0] += count["files"]
+            removed_by[stage][reason][1] += count["bytes"]
+    n_unwritten = sum(c["files"] for reasons in (unwritten or {}).values() for c in reasons.values())
+    b_unwritten = sum(c["bytes"] for reasons in (unwritten or {}).values() for c in reasons.values())
+    files_in = len(kept) + len(removed) + n_unwritten
+    bytes_in = sum(r[F.LENGTH_BYTES] or 0 for r in kept + removed) + b_unwritten
+    seen_files, seen_bytes = files_in, bytes_in
     funnel = []
     for stage in stages:
         reasons = {k: {"files": v[0], "bytes": v[1]} for k, v in sorted(removed_by[stage].items())}
@@ -103,11 +122,12 @@ def summarize(output_dir: Path, stages: list[str], times: dict[str, float] | Non
         licenses[r[F.LICENSE_TYPE]] += 1
     return {
         "totals": {
-            "files_seen": len(kept) + len(removed),
-            "bytes_seen": sum(r[F.LENGTH_BYTES] or 0 for r in kept + removed),
+            "files_seen": seen_files,
+            "bytes_seen": seen_bytes,
             "files_kept": len(kept),
             "bytes_kept": sum(r[F.LENGTH_BYTES] or 0 for r in kept),
-            "files_removed": len(removed),
+            "files_removed": len(removed) + n_unwritten,
+            "files_opted_out": n_unwritten,
             "repositories_kept": len({r[F.REPO_NAME] for r in kept}),
         },
         "stages": funnel,
@@ -146,4 +166,26 @@ def format_summary(stats: dict[str, Any], top_reasons: int = 3) -> str:
         f"languages: {langs}" if langs else "languages: -",
         f"licenses: {lic}" if lic else "licenses: -",
     ]
+    if stats.get("pii"):
+        lines.append(
+            "pii redacted: " + ", ".join(f"{k} {v}" for k, v in stats["pii"].items() if k != "files")
+        )
+    if stats.get("documents"):
+        d = stats["documents"]
+        lines.append(f"documents: {d.get('documents', 0):,} ({d.get('parts', 0):,} parts)")
     return "\n".join(lines)
+
+
+def step_counters(logging_dir: Path, index: int) -> dict[str, float]:
+    """The counters of the ``index``-th step of a pass (datatrove's merged stats), name -> total."""
+    path = logging_dir / "stats.json"
+    if not path.is_file():
+        return {}
+    blocks = json.loads(path.read_text())
+    if index >= len(blocks):
+        return {}
+    # datatrove stores a counter updated with 1s as a bare number, others as a dict with "total"
+    return {
+        name: metric.get("total", 0) if isinstance(metric, dict) else metric
+        for name, metric in blocks[index].get("stats", {}).items()
+    }

@@ -17,6 +17,8 @@ from datatrove.pipeline.writers.parquet import ParquetWriter
 from stackcoder.data import fields as F
 from stackcoder.data.step import is_removed
 
+OPT_OUT_STAGE = "opt_out"  # the opt-out step's stage: such files are never written
+
 FILES_SCHEMA = pa.schema(
     [
         (F.BLOB_ID, pa.string()),
@@ -71,20 +73,33 @@ def _removed_row(doc: Document) -> dict:
 
 
 class DatasetWriter(PipelineStep):
-    """Write every file exactly once: to ``files/`` when kept, to ``removed/`` otherwise."""
+    """Write every file exactly once: to ``kept_dir`` when kept, to ``removed_dir`` otherwise.
+
+    Files removed by an opt-out (stage ``opt_out``) are written nowhere: nothing of an opted-out
+    repository may appear in any output; the opt-out step's own counters report how many there were.
+    Each pass of a build writes its removals under its own file name prefix (``<prefix>-<rank>``).
+    """
 
     type = "💽 WRITER"
     name = "📒 files + removed"
 
-    def __init__(self, output_dir: str, batch_size: int = 500):
+    def __init__(
+        self,
+        kept_dir: str,
+        removed_dir: str,
+        removed_prefix: str = "",
+        batch_size: int = 500,
+    ):
         super().__init__()
-        self.output_dir = str(output_dir)
+        self.kept_dir = str(kept_dir)
+        self.removed_dir = str(removed_dir)
+        self.removed_prefix = removed_prefix
         self.batch_size = batch_size
 
-    def _writer(self, folder: str, schema: pa.Schema, adapter) -> ParquetWriter:
+    def _writer(self, folder: str, filename: str, schema: pa.Schema, adapter) -> ParquetWriter:
         return ParquetWriter(
-            f"{self.output_dir}/{folder}",
-            output_filename="${rank}.parquet",
+            folder,
+            output_filename=filename,
             compression="zstd",
             schema=schema,
             adapter=lambda _self, doc: adapter(doc),
@@ -93,12 +108,15 @@ class DatasetWriter(PipelineStep):
         )
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
-        kept = self._writer("files", FILES_SCHEMA, file_row)
-        removed = self._writer("removed", REMOVED_SCHEMA, _removed_row)
+        prefix = f"{self.removed_prefix}-" if self.removed_prefix else ""
+        kept = self._writer(self.kept_dir, "${rank}.parquet", FILES_SCHEMA, file_row)
+        removed = self._writer(self.removed_dir, prefix + "${rank}.parquet", REMOVED_SCHEMA, _removed_row)
         with kept, removed:
             for doc in data:
                 with self.track_time():
-                    if is_removed(doc):
+                    if doc.metadata.get(F.REMOVED_STAGE) == OPT_OUT_STAGE:
+                        self.stat_update("opted_out_not_written")
+                    elif is_removed(doc):
                         removed.write(doc, rank)
                         self.stat_update("removed")
                     else:
