@@ -53,6 +53,9 @@ from stackcoder.data.writer import DatasetWriter
 from stackcoder.errors import UserError
 
 MAX_DEFAULT_TASKS = 32  # enough to keep a few dozen cores busy; more tasks = more output files
+# dedup buckets (B): every per-bucket pass writes B x tasks small files, so B grows with the data,
+# not with the machine; B never changes which files are removed (docs/dedup.md)
+BYTES_PER_DEDUP_BUCKET = 2_000_000_000
 
 
 @dataclass(frozen=True)
@@ -114,11 +117,13 @@ def filter_pass(
     return Pass("filter", steps, tasks)
 
 
-def final_pass(recipe: dict[str, Any], out: Layout, tasks: int, benchmark_files: dict[str, str]) -> Pass:
+def final_pass(
+    recipe: dict[str, Any], out: Layout, tasks: int, buckets: int, benchmark_files: dict[str, str]
+) -> Pass:
     """Stages 4-8 per shard, then the training files and the repository documents (§2)."""
     steps = [
         ShardReader(str(out.filtered)),
-        *dedup_filters(out.work, tasks, recipe),
+        *dedup_filters(out.work, buckets, recipe),
         PiiRedactor(**recipe["pii"]),
         Decontaminator(**recipe["decontamination"], benchmark_files=benchmark_files),
         MalwareScanner(**recipe["malware"]),
@@ -221,12 +226,14 @@ def build(config: BuildConfig) -> BuildResult:
     opt_out = sorted(
         set(recipe["opt_out"]["owners_and_repos"]).union(*(load_optout(p) for p in config.opt_out_files))
     )
+    buckets = max(1, min(tasks, -(-sum(s.size_bytes for s in sources) // BYTES_PER_DEDUP_BUCKET)))
     out = Layout(Path(config.output))
     # what decides the output: resuming is only safe when all of it is unchanged
     settings = {
         "recipe": recipe,
         "sources": [asdict(s) for s in sources],
         "tasks": tasks,
+        "dedup_buckets": buckets,
         "opt_out": opt_out,
         "benchmarks": config.benchmark_files,
     }
@@ -234,8 +241,8 @@ def build(config: BuildConfig) -> BuildResult:
 
     passes = [
         filter_pass(recipe, sources, out, tasks, opt_out),
-        *dedup_passes(out.work, tasks, tasks, recipe),
-        final_pass(recipe, out, tasks, config.benchmark_files),
+        *dedup_passes(out.work, tasks, buckets, recipe),
+        final_pass(recipe, out, tasks, buckets, config.benchmark_files),
     ]
     for p in passes:
         run_steps(
