@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import yaml
 from stackcoder.data.card import recipe_toml, size_category, write_card
 from stackcoder.data.pipeline import BuildConfig, build
 from stackcoder.data.readers.shards import ShardReader
+from stackcoder.data.readers.sources import discover_sources
 from stackcoder.data.recipe import load_recipe
 from stackcoder.data.repo_docs import RepositoryDocuments, summarize_documents
 
@@ -34,12 +36,9 @@ def card(tmp_path_factory):
     out = tmp_path_factory.mktemp("card") / "out"
     sources = [str(REPOS / "jsonify-0.0.0.tgz"), str(REPOS / "simplegeneric-0.8.1.zip")]
     result = build(BuildConfig(sources=sources, output=out, workers=1, progress=False))
-    if not (out / "documents").is_dir():  # until the final pass writes them, run the step here
-        for rank in range(result.stats["tasks"]):
-            reader = ShardReader(str(out / "files"))
-            list(RepositoryDocuments(str(out)).run(reader.run(None, rank), rank))
     recipe = load_recipe()
-    built_sources = json.loads((out / "build.json").read_text())["sources"]
+    limits = {k: recipe["ingest"][k] for k in ("max_archive_bytes", "max_archive_members")}
+    built_sources = [asdict(s) for s in discover_sources(sources, **limits)]
     extra = EXTRA | {"documents": summarize_documents(out)}
     path = write_card(out, result.stats, recipe, built_sources, extra)
     text = path.read_text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import tarfile
 import zipfile
@@ -141,3 +142,42 @@ def test_rerun_resumes_and_other_settings_are_refused(built, tmp_path):
     assert again.stats == result.stats  # every task already complete: nothing rerun, same stats
     with pytest.raises(UserError, match="other settings"):
         build(BuildConfig(sources=sources[:2], output=result.output, workers=1, progress=False))
+
+
+def test_opted_out_repository_appears_in_no_output(tmp_path):
+    """Nothing of an opted-out repository in any file the build leaves: rows, paths, names, logs."""
+    meta = tmp_path / "repos.csv"
+    meta.write_text(
+        "repo_name,source\nsubstack/jsonify,jsonify-0.0.0.tgz\npallets/markupsafe,MarkupSafe-2.1.5.tar.gz\n"
+    )
+    optout = tmp_path / "optout.txt"
+    optout.write_text("# asked on 2026-11-26\nSubStack\n")
+    sources = [str(REPOS / "jsonify-0.0.0.tgz"), str(REPOS / "MarkupSafe-2.1.5.tar.gz")]
+    out = tmp_path / "out"
+    result = build(
+        BuildConfig(
+            sources=sources,
+            output=out,
+            repo_metadata=str(meta),
+            opt_out_files=[str(optout)],
+            workers=1,
+            progress=False,
+        )
+    )
+    assert result.stats["totals"]["files_opted_out"] == 7  # every file of jsonify's tarball
+    opt_out = next(s for s in result.stats["stages"] if s["stage"] == "opt_out")
+    assert opt_out["removed"] == {
+        "opted_out": {"files": 7, "bytes": opt_out["removed"]["opted_out"]["bytes"]}
+    }
+    leaks = []
+    for path in sorted(p for p in out.rglob("*") if p.is_file()):
+        if path.suffix == ".parquet":
+            text = json.dumps(pq.read_table(path).to_pylist(), default=str)
+        else:
+            text = path.read_bytes().decode("utf-8", "replace")
+        leaks += [
+            f"{path.relative_to(out)}: {word}" for word in ("jsonify", "substack") if word in text.lower()
+        ]
+    assert leaks == []
+    kept = read(out / "files")
+    assert kept and {r[F.REPO_NAME] for r in kept} == {"pallets/markupsafe"}

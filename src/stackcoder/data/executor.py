@@ -64,6 +64,10 @@ class QuietLocalExecutor(LocalPipelineExecutor):
             if self.log_level is not None:
                 _apply_log_level(self.log_level)
 
+    def save_executor_as_json(self, indent: int = 4) -> None:
+        """Not written: it would list every source and the opt-out patterns, which may name opted-out
+        repositories (nothing of those may appear in any output); build.json records the settings."""
+
 
 def _watch(logging_dir: Path, tasks: int, stop: threading.Event, desc: str) -> None:
     done_dir = logging_dir / "completions"
@@ -96,6 +100,10 @@ def _make(
             raise UserError("--executor ray needs Ray: pip install 'stackcoder[ray]'") from None
         from datatrove.executor.ray import RayPipelineExecutor
 
+        class QuietRayExecutor(RayPipelineExecutor):
+            def save_executor_as_json(self, indent: int = 4) -> None:
+                """Not written, as for the local executor."""
+
         if not ray.is_initialized():
             if ray_address:
                 ray.init(address=ray_address, log_to_driver=False, logging_level="WARNING")
@@ -103,7 +111,7 @@ def _make(
                 ray.init(
                     num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level="WARNING"
                 )
-        return RayPipelineExecutor(
+        return QuietRayExecutor(
             steps,
             tasks=tasks,
             workers=workers,

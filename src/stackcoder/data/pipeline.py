@@ -15,6 +15,8 @@ Then ``stats.json`` and the dataset card (``README.md``) are written from the ou
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import os
 import shutil
@@ -133,6 +135,19 @@ def final_pass(
     return Pass("final", steps, tasks)
 
 
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+def _without_opt_out(recipe: dict[str, Any]) -> dict[str, Any]:
+    """The recipe as outputs may show it: the opt-out patterns replaced by how many there were."""
+    shown = copy.deepcopy(recipe)
+    shown["opt_out"]["owners_and_repos"] = [
+        f"({len(recipe['opt_out']['owners_and_repos'])} patterns, not shown)"
+    ]
+    return shown
+
+
 def _index(steps: list[PipelineStep], kind: type) -> int:
     return next(i for i, step in enumerate(steps) if isinstance(step, kind))
 
@@ -229,12 +244,14 @@ def build(config: BuildConfig) -> BuildResult:
     buckets = max(1, min(tasks, -(-sum(s.size_bytes for s in sources) // BYTES_PER_DEDUP_BUCKET)))
     out = Layout(Path(config.output))
     # what decides the output: resuming is only safe when all of it is unchanged
+    # sources and the opt-out list only as digests: a source's path or an opt-out pattern can name an
+    # opted-out repository, and nothing of those may appear in any output
     settings = {
-        "recipe": recipe,
-        "sources": [asdict(s) for s in sources],
+        "recipe": _without_opt_out(recipe),
+        "sources": {"count": len(sources), "sha256": _digest([asdict(s) for s in sources])},
+        "opt_out": {"count": len(opt_out), "sha256": _digest(opt_out)},
         "tasks": tasks,
         "dedup_buckets": buckets,
-        "opt_out": opt_out,
         "benchmarks": config.benchmark_files,
     }
     _prepare_output(out.root, settings, config.overwrite)
@@ -272,5 +289,8 @@ def build(config: BuildConfig) -> BuildResult:
     stats["recipe"] = recipe.get("name")
     stats["tasks"] = tasks
     (out.root / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
-    write_card(out.root, stats, recipe, [asdict(s) for s in sources])
+    # only sources with something written: one whose repositories were all opted out is not named
+    written = {row["source"] for row in stats["sources"]}
+    shown = [asdict(s) for s in sources if s.label in written]
+    write_card(out.root, stats, _without_opt_out(recipe), shown)
     return BuildResult(out.root, stats)
