@@ -32,16 +32,7 @@ import torch  # noqa: E402
 
 from stackcoder.model.config import Starcoder2Config, get_size  # noqa: E402
 from stackcoder.model.model import Starcoder2, pick_attn_impl  # noqa: E402
-
-# bf16 dense peak (no sparsity) by device name; H100 SXM and H200 share the H100's compute
-PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "H800": 989.0, "A100": 312.0, "A800": 312.0, "L40S": 362.0}
-
-
-def flops_per_token(cfg: Starcoder2Config, seq_len: int) -> float:
-    embedding = cfg.vocab_size * cfg.hidden_size
-    dense = cfg.num_parameters() - embedding * (1 if cfg.tie_word_embeddings else 2)
-    window = min(seq_len, cfg.sliding_window or seq_len)
-    return 6 * (dense + embedding) + 12 * cfg.num_hidden_layers * cfg.hidden_size * window
+from stackcoder.train.metrics import PEAK_TFLOPS, flops_per_token  # noqa: E402
 
 
 def peak_tflops(name: str, override: float | None) -> float:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pyarrow.parquet as pq
 import pytest
 from datatrove.data import Document
 
@@ -36,3 +39,45 @@ def demo_corpus():
         return download_corpus(default_cache(), progress=False)
     except UserError as e:
         pytest.skip(f"demo corpus unavailable: {e}")
+
+
+# A small real training set (the training and tokenize tests): the fixture repositories built by
+# `stackcoder build` (documents split at ~6 kB so there are enough to pack), a tokenizer trained on
+# them, and their token shards. Built once per session; nothing is downloaded.
+FIXTURE_REPOS = Path(__file__).parent / "fixtures" / "repos"
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory) -> Path:
+    pytest.importorskip("licensedcode", reason="scancode-toolkit is not installed")
+    from stackcoder.data.pipeline import BuildConfig, build
+
+    root = tmp_path_factory.mktemp("train-data")
+    recipe = root / "recipe.toml"
+    recipe.write_text("[documents]\nmax_document_bytes = 6000\n")
+    sources = sorted(str(p) for p in FIXTURE_REPOS.iterdir() if p.name != "README.md")
+    build(BuildConfig(sources=sources, output=root / "ds", recipe=str(recipe), workers=1, progress=False))
+    return root / "ds"
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir(dataset: Path) -> Path:
+    from stackcoder.tokenizer.train_bpe import save_tokenizer, train_tokenizer
+
+    texts = [
+        t
+        for f in sorted((dataset / "documents").glob("*.parquet"))
+        for t in pq.read_table(f)["text"].to_pylist()
+    ]
+    return save_tokenizer(train_tokenizer(texts, vocab_size=600), dataset.parent / "tok")
+
+
+@pytest.fixture(scope="session")
+def tokens(dataset: Path, tokenizer_dir: Path) -> Path:
+    from stackcoder.data.tokenize import TokenizeConfig, tokenize
+
+    out = dataset.parent / "tokens"
+    tokenize(
+        TokenizeConfig(str(dataset), str(tokenizer_dir), output=str(out), valid_fraction=0.2, progress=False)
+    )
+    return out

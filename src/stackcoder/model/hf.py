@@ -154,12 +154,31 @@ def save_model(
 
     Old weight files in `path` are removed first, so a single file and an index never coexist.
     """
+    return save_state(
+        model.state_dict(),
+        model.config,
+        path,
+        tokenizer_dir=tokenizer_dir,
+        dtype=dtype,
+        max_shard_bytes=max_shard_bytes,
+    )
+
+
+def save_state(
+    state: dict[str, torch.Tensor],
+    config: Starcoder2Config,
+    path: str | Path,
+    *,
+    tokenizer_dir: str | Path | None = None,
+    dtype: torch.dtype | None = None,
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+) -> Path:
+    """`save_model` for a state dict (e.g. gathered from FSDP shards) and its config."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    config = model.config
-    state = {k: v.detach().to(dtype or v.dtype).contiguous().cpu() for k, v in model.state_dict().items()}
+    state = {k: v.detach().to(dtype or v.dtype).contiguous().cpu() for k, v in state.items()}
     if config.tie_word_embeddings:
-        state.pop("lm_head.weight")  # the released tied checkpoints have no lm_head.weight
+        state.pop("lm_head.weight", None)  # the released tied checkpoints have no lm_head.weight
     stored_dtype = next(iter(state.values())).dtype
     for old in [*path.glob("model*.safetensors"), path / INDEX]:
         old.unlink(missing_ok=True)

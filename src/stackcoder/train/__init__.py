@@ -1,0 +1,1 @@
+"""Training StarCoder2 on token shards: FIM, packing, the loop, checkpoints, data parallelism."""
