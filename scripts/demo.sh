@@ -21,4 +21,5 @@ echo "== 4/4 training: the tiny preset on the CPU, $STEPS steps (a few minutes)"
 stackcoder train --preset cpu_tiny --data "$OUT/tokens" --max-steps "$STEPS" --output "$OUT/run"
 echo
 echo "dataset card: $OUT/README.md    loss curve: $OUT/run/loss.png"
-echo "try it:       stackcoder generate --model $OUT/run/model 'def '"
+echo "try it:       .venv/bin/stackcoder generate --model $OUT/run/model 'def '"
+echo "serve it:     .venv/bin/stackcoder serve --model $OUT/run/model   # then open http://127.0.0.1:8000/"

@@ -190,3 +190,16 @@ def test_stream_ends_on_eos_and_on_length(tokenizer):
     pieces = list(stream(model, tokenizer, ids, SamplingParams(max_new_tokens=12)))
     assert len(pieces) == 12 and pieces[-1].finish_reason == "length"
     assert "".join(p.text for p in pieces) == tokenizer.decode(free, skip_special_tokens=False)
+
+
+def test_tiny_top_p_keeps_the_most_likely_token():
+    """Found by fuzzing the server: top_p = 1e-300 is 0 in float32 and dropped every token (NaN)."""
+    import torch
+
+    from stackcoder.model.generate import SamplingParams, sample
+
+    logits = torch.randn(3, 50) * 30
+    tokens, _ = sample(
+        logits, SamplingParams(temperature=0.7, top_p=1e-300), torch.Generator().manual_seed(0)
+    )
+    assert torch.equal(tokens, logits.argmax(-1))

@@ -129,6 +129,7 @@ def sample(
         probs = sorted_logits.softmax(-1)
         # drop a token when the ones more likely than it already reach top_p (the first always stays)
         drop = probs.cumsum(-1) - probs >= params.top_p
+        drop[..., 0] = False  # a top_p below float32's smallest number would otherwise drop every token
         logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
     logprobs = logits.log_softmax(-1)
     tokens = torch.multinomial(logprobs.exp(), 1, generator=generator)[:, 0]

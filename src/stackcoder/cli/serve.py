@@ -1,0 +1,92 @@
+"""`stackcoder serve --model DIR`: completions for editors (TGI, OpenAI, llama.cpp shapes), a playground."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve a checkpoint to editors: TGI /generate, OpenAI /v1/completions, llama.cpp /infill",
+        description=(
+            "Serve a Hugging Face-layout StarCoder2 checkpoint (ours or a released one) on one port: TGI's "
+            "/generate and /generate_stream (what llm-vscode / llm-ls post to), OpenAI's /v1/completions "
+            "with suffix (server-side FIM), llama.cpp's /infill with other files as repository context, and "
+            "a fill-in-the-middle playground at /. Concurrent requests are batched on the model's KV cache. "
+            "Schema: /openapi.json. docs/serve.md has editor configurations."
+        ),
+    )
+    p.add_argument(
+        "--model",
+        "-m",
+        required=True,
+        metavar="DIR",
+        help="checkpoint directory (config.json, weights, tokenizer)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="default: %(default)s (loopback only)")
+    p.add_argument("--port", type=int, default=8000, help="default: %(default)s")
+    p.add_argument(
+        "--api-key", metavar="KEY", help="require `Authorization: Bearer KEY` (or set STACKCODER_API_KEY)"
+    )
+    p.add_argument(
+        "--cors", action="append", default=[], metavar="ORIGIN", help="allow this browser origin (repeatable)"
+    )
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    p.add_argument(
+        "--max-batch",
+        type=int,
+        default=16,
+        metavar="N",
+        help="sequences decoded together; default: %(default)s",
+    )
+    p.add_argument(
+        "--max-queue",
+        type=int,
+        default=64,
+        metavar="N",
+        help="waiting requests before 503; default: %(default)s",
+    )
+    p.add_argument(
+        "--max-new-tokens", type=int, default=512, metavar="N", help="cap per request; default: %(default)s"
+    )
+    p.add_argument(
+        "--timeout", type=float, default=120.0, metavar="S", help="per-request limit; default: %(default)s"
+    )
+    p.add_argument(
+        "--model-id", metavar="NAME", help="the name /v1/models reports (default: the directory's name)"
+    )
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from stackcoder.errors import UserError
+    from stackcoder.serve.app import create_app
+    from stackcoder.serve.config import ServeConfig
+
+    kwargs = {} if args.api_key is None else {"api_key": args.api_key}
+    try:
+        config = ServeConfig(
+            model=args.model,
+            model_id=args.model_id,
+            host=args.host,
+            port=args.port,
+            cors_origins=args.cors,
+            device=args.device,
+            dtype=args.dtype,
+            max_batch=args.max_batch,
+            max_queue=args.max_queue,
+            max_new_tokens=args.max_new_tokens,
+            timeout_s=args.timeout,
+            **kwargs,
+        )
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    app = create_app(config)
+    where = f"http://{args.host}:{args.port}/"
+    print(f"serving {app.state.service.model_id} on {where} (playground), API schema at {where}openapi.json")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0

@@ -1,0 +1,175 @@
+"""The completion logic every API shape shares, with no routing: prompts (FIM and repository-level,
+built from the tokenizer's own special tokens), limits, sampling parameters, and running a request
+on the engine. Routes turn a ``ServeError`` into a status code and a message."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from stackcoder.model.generate import Piece, SamplingParams
+from stackcoder.model.hf import DTYPES, load_model, load_tokenizer
+from stackcoder.serve.config import ServeConfig
+from stackcoder.serve.engine import Engine, QueueFull
+from stackcoder.tokenizer.special_tokens import FILE_SEP, FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX, REPO_NAME
+
+
+class ServeError(Exception):
+    def __init__(self, status: int, message: str, retry_after: int | None = None):
+        super().__init__(message)
+        self.status, self.message, self.retry_after = status, message, retry_after
+
+
+@dataclass
+class Result:
+    text: str
+    token_ids: list[int]
+    logprobs: list[float]
+    finish_reason: str  # eos, stop, length, timeout
+    prompt_tokens: int
+    seconds: float
+
+
+class CompletionService:
+    def __init__(self, config: ServeConfig):
+        self.config = config
+        device = (
+            config.device if config.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+        )
+        dtype = (
+            None if config.dtype == "auto" and device == "cpu" else DTYPES.get(config.dtype, torch.bfloat16)
+        )
+        self.model = load_model(config.model, dtype=dtype, device=device)
+        self.tokenizer = load_tokenizer(config.model)
+        self.model_id = config.model_id or Path(config.model).resolve().name
+        self.context = self.model.config.max_position_embeddings
+        # a request may ask for up to max_new_tokens, and its prompt + that must fit the context
+        self.max_new = min(config.max_new_tokens, self.context - 1)
+        self.max_input = min(config.max_input_tokens or self.context - 1, self.context - 1)
+        self.fim = {
+            t: self.tokenizer.token_to_id(t)
+            for t in (FIM_PREFIX, FIM_SUFFIX, FIM_MIDDLE, REPO_NAME, FILE_SEP)
+        }
+        self.engine = Engine(
+            self.model,
+            self.tokenizer,
+            max_batch=config.max_batch,
+            max_queue=config.max_queue,
+            max_len=self.context,
+        )
+
+    def close(self) -> None:
+        self.engine.shutdown()
+
+    # ---- prompts -------------------------------------------------------------------------------
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False).ids
+
+    def fim_prompt(self, prefix: str, suffix: str, path: str | None = None) -> list[int]:
+        """PSM, as StarCoder2 was trained: <fim_prefix>[path\\n]prefix<fim_suffix>suffix<fim_middle>."""
+        missing = [t for t in (FIM_PREFIX, FIM_SUFFIX, FIM_MIDDLE) if self.fim[t] is None]
+        if missing:
+            raise ServeError(
+                400, f"this model's tokenizer has no {', '.join(missing)}: it cannot fill in the middle"
+            )
+        head = f"{path}\n" if path is not None else ""
+        return [
+            self.fim[FIM_PREFIX],
+            *self.encode(head + prefix),
+            self.fim[FIM_SUFFIX],
+            *self.encode(suffix),
+            self.fim[FIM_MIDDLE],
+        ]
+
+    def repo_prompt(
+        self, repo: str, files: list[tuple[str, str]], path: str, prefix: str, suffix: str
+    ) -> list[int]:
+        """The other files of the repository first, in the training documents' format, then the file
+        being edited as a FIM chunk (recipe.md §2):
+        <repo_name>repo<file_sep>a.py\\n…<file_sep><fim_prefix>path\\n…"""
+        if self.fim[REPO_NAME] is None or self.fim[FILE_SEP] is None:
+            raise ServeError(
+                400, "this model's tokenizer has no <repo_name>/<file_sep>: no repository context"
+            )
+        ids = [self.fim[REPO_NAME], *self.encode(repo)]
+        for name, text in files:
+            ids += [self.fim[FILE_SEP], *self.encode(f"{name}\n{text}")]
+        return [*ids, self.fim[FILE_SEP], *self.fim_prompt(prefix, suffix, path)]
+
+    # ---- limits and parameters -----------------------------------------------------------------
+    def check(self, prompt_ids: list[int], max_new_tokens: int) -> None:
+        if not prompt_ids:
+            raise ServeError(422, "the prompt is empty: give at least one character of input")
+        if max_new_tokens > self.max_new:
+            raise ServeError(
+                422,
+                f"max_new_tokens {max_new_tokens} exceeds this server's limit {self.max_new}",
+            )
+        if len(prompt_ids) > self.max_input:
+            raise ServeError(
+                413, f"the prompt has {len(prompt_ids)} tokens; this server accepts at most {self.max_input}"
+            )
+        if len(prompt_ids) + max_new_tokens > self.context:
+            raise ServeError(
+                422,
+                f"prompt ({len(prompt_ids)} tokens) + max_new_tokens ({max_new_tokens}) exceed the model's "
+                f"context of {self.context} tokens",
+            )
+
+    @staticmethod
+    def params(
+        max_new_tokens: int,
+        temperature: float | None,
+        top_p: float | None,
+        top_k: int | None,
+        stop: list[str] | None,
+        seed: int | None,
+        do_sample: bool = True,
+    ) -> SamplingParams:
+        t = temperature if (do_sample and temperature is not None) else 0.0
+        if t < 1e-4:  # below this, logits / t overflows to inf: the same as greedy
+            t = 0.0
+        try:
+            return SamplingParams(
+                max_new_tokens=max_new_tokens,
+                temperature=t,
+                top_p=top_p if top_p is not None else 1.0,
+                top_k=top_k or 0,
+                stop=[s for s in (stop or []) if s],
+                seed=seed,
+            )
+        except ValueError as e:
+            raise ServeError(422, str(e)) from None
+
+    # ---- running -------------------------------------------------------------------------------
+    def start(self, prompt_ids: list[int], params: SamplingParams):  # noqa: ANN201 - an engine Handle
+        self.check(prompt_ids, params.max_new_tokens)
+        try:
+            return self.engine.submit(prompt_ids, params, self.config.timeout_s)
+        except QueueFull as e:
+            raise ServeError(503, f"the server is busy ({e}); retry shortly", retry_after=1) from None
+
+    @staticmethod
+    async def pieces(handle) -> AsyncIterator[Piece]:  # noqa: ANN001 - an engine Handle
+        """The pieces of a started request; it is cancelled if the consumer stops early (a streaming
+        client that disconnects). Start with ``start`` first, so errors come before any byte is sent."""
+        try:
+            async for piece in handle.pieces():
+                yield piece
+        finally:
+            handle.cancel()
+
+    async def complete(self, prompt_ids: list[int], params: SamplingParams) -> Result:
+        start = time.perf_counter()
+        text, ids, logprobs, reason = [], [], [], "length"
+        async for piece in self.pieces(self.start(prompt_ids, params)):
+            text.append(piece.text)
+            if piece.token_id >= 0 and piece.finish_reason != "eos":
+                ids.append(piece.token_id)
+                logprobs.append(piece.logprob)
+            reason = piece.finish_reason or reason
+        return Result("".join(text), ids, logprobs, reason, len(prompt_ids), time.perf_counter() - start)
