@@ -17,9 +17,13 @@ echo "== 2/4 tokenizer: byte-level BPE with StarCoder2's special tokens"
 stackcoder tokenizer train "$OUT" --output "$OUT/tokenizer" --vocab-size 8192
 echo "== 3/4 token shards: train and held-out repositories"
 stackcoder tokenize "$OUT" --tokenizer "$OUT/tokenizer" --overwrite
-echo "== 4/4 training: the tiny preset on the CPU, $STEPS steps (a few minutes)"
+echo "== 4/5 training: the tiny preset on the CPU, $STEPS steps (a few minutes)"
 stackcoder train --preset cpu_tiny --data "$OUT/tokens" --max-steps "$STEPS" --output "$OUT/run"
+echo "== 5/5 evaluation on the held-out repositories: perplexity, and FIM with and without repository context"
+stackcoder eval perplexity --model "$OUT/run/model" --dataset "$OUT" --output "$OUT/eval-perplexity.json"
+stackcoder eval fim --model "$OUT/run/model" --dataset "$OUT" --fim-examples 40 --output "$OUT/eval-fim.json"
 echo
 echo "dataset card: $OUT/README.md    loss curve: $OUT/run/loss.png"
 echo "try it:       .venv/bin/stackcoder generate --model $OUT/run/model 'def '"
 echo "serve it:     .venv/bin/stackcoder serve --model $OUT/run/model   # then open http://127.0.0.1:8000/"
+echo "HumanEval:    .venv/bin/stackcoder eval humaneval --model $OUT/run/model --output $OUT/eval-humaneval.json"

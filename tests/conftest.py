@@ -76,8 +76,60 @@ def tokenizer_dir(dataset: Path) -> Path:
 def tokens(dataset: Path, tokenizer_dir: Path) -> Path:
     from stackcoder.data.tokenize import TokenizeConfig, tokenize
 
-    out = dataset.parent / "tokens"
+    out = dataset / "tokens"  # where `stackcoder tokenize` puts them by default
     tokenize(
         TokenizeConfig(str(dataset), str(tokenizer_dir), output=str(out), valid_fraction=0.2, progress=False)
     )
     return out
+
+
+# A small random StarCoder2 checkpoint (the debug size; the fixture tokenizer with StarCoder2's special
+# tokens) for the server and evaluation tests.
+@pytest.fixture(scope="session")
+def serve_checkpoint(tmp_path_factory) -> Path:
+    import torch
+
+    from stackcoder.model import Starcoder2, get_size
+    from stackcoder.model.hf import save_model
+
+    torch.manual_seed(0)
+    model = Starcoder2(get_size("debug", vocab_size=400, max_position_embeddings=512))
+    with torch.no_grad():  # spread-out logits, so the output depends on the prompt
+        for name, p in model.named_parameters():
+            if p.dim() == 2:
+                p.normal_(0, 1.0 if "embed" in name else 1.5 / p.shape[-1] ** 0.5)
+    path = tmp_path_factory.mktemp("serve-ckpt")
+    save_model(model, path, tokenizer_dir=Path(__file__).parent / "fixtures" / "model")
+    return path
+
+
+@pytest.fixture(scope="session")
+def live_server(serve_checkpoint):
+    """`stackcoder serve`'s app on `serve_checkpoint`, on a free port of 127.0.0.1: (url, app)."""
+    import socket
+    import threading
+    import time
+
+    uvicorn = pytest.importorskip("uvicorn")
+    httpx = pytest.importorskip("httpx")
+    from stackcoder.serve.app import create_app
+    from stackcoder.serve.config import ServeConfig
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(ServeConfig(model=str(serve_checkpoint), port=port))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health").status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    yield url, app
+    server.should_exit = True
+    thread.join(timeout=10)

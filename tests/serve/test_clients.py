@@ -4,38 +4,12 @@ schemathesis over our own OpenAPI schema (no 5xx, responses match the schema).""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-
-import httpx
 import pytest
-
-from stackcoder.serve.app import create_app
-from stackcoder.serve.config import ServeConfig
 
 
 @pytest.fixture(scope="module")
-def server(serve_checkpoint):
-    uvicorn = pytest.importorskip("uvicorn")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    app = create_app(ServeConfig(model=str(serve_checkpoint), port=port))
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    yield url, app
-    srv.should_exit = True
-    thread.join(timeout=10)
+def server(live_server):
+    return live_server
 
 
 def test_openai_client(server):

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import torch
 
+from stackcoder.errors import UserError
 from stackcoder.model.generate import Piece, SamplingParams
 from stackcoder.model.hf import DTYPES, load_model, load_tokenizer
 from stackcoder.serve.config import ServeConfig
 from stackcoder.serve.engine import Engine, QueueFull
-from stackcoder.tokenizer.special_tokens import FILE_SEP, FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX, REPO_NAME
+from stackcoder.tokenizer import prompts
 
 
 class ServeError(Exception):
@@ -50,10 +51,6 @@ class CompletionService:
         # a request may ask for up to max_new_tokens, and its prompt + that must fit the context
         self.max_new = min(config.max_new_tokens, self.context - 1)
         self.max_input = min(config.max_input_tokens or self.context - 1, self.context - 1)
-        self.fim = {
-            t: self.tokenizer.token_to_id(t)
-            for t in (FIM_PREFIX, FIM_SUFFIX, FIM_MIDDLE, REPO_NAME, FILE_SEP)
-        }
         self.engine = Engine(
             self.model,
             self.tokenizer,
@@ -70,35 +67,18 @@ class CompletionService:
         return self.tokenizer.encode(text, add_special_tokens=False).ids
 
     def fim_prompt(self, prefix: str, suffix: str, path: str | None = None) -> list[int]:
-        """PSM, as StarCoder2 was trained: <fim_prefix>[path\\n]prefix<fim_suffix>suffix<fim_middle>."""
-        missing = [t for t in (FIM_PREFIX, FIM_SUFFIX, FIM_MIDDLE) if self.fim[t] is None]
-        if missing:
-            raise ServeError(
-                400, f"this model's tokenizer has no {', '.join(missing)}: it cannot fill in the middle"
-            )
-        head = f"{path}\n" if path is not None else ""
-        return [
-            self.fim[FIM_PREFIX],
-            *self.encode(head + prefix),
-            self.fim[FIM_SUFFIX],
-            *self.encode(suffix),
-            self.fim[FIM_MIDDLE],
-        ]
+        try:
+            return prompts.fim_ids(self.tokenizer, prefix, suffix, path)
+        except UserError as e:
+            raise ServeError(400, str(e)) from None
 
     def repo_prompt(
         self, repo: str, files: list[tuple[str, str]], path: str, prefix: str, suffix: str
     ) -> list[int]:
-        """The other files of the repository first, in the training documents' format, then the file
-        being edited as a FIM chunk (recipe.md §2):
-        <repo_name>repo<file_sep>a.py\\n…<file_sep><fim_prefix>path\\n…"""
-        if self.fim[REPO_NAME] is None or self.fim[FILE_SEP] is None:
-            raise ServeError(
-                400, "this model's tokenizer has no <repo_name>/<file_sep>: no repository context"
-            )
-        ids = [self.fim[REPO_NAME], *self.encode(repo)]
-        for name, text in files:
-            ids += [self.fim[FILE_SEP], *self.encode(f"{name}\n{text}")]
-        return [*ids, self.fim[FILE_SEP], *self.fim_prompt(prefix, suffix, path)]
+        try:
+            return prompts.repo_fim_ids(self.tokenizer, repo, files, path, prefix, suffix)
+        except UserError as e:
+            raise ServeError(400, str(e)) from None
 
     # ---- limits and parameters -----------------------------------------------------------------
     def check(self, prompt_ids: list[int], max_new_tokens: int) -> None:

@@ -1,0 +1,1 @@
+"""Evaluation: sandboxed pass@k, repository-level FIM, perplexity."""

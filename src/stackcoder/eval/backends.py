@@ -1,0 +1,136 @@
+"""Where completions come from: a local checkpoint (`--model DIR`), or any server speaking TGI's or
+OpenAI's completion shape (`--server URL`: ours, TGI, vLLM), so a released StarCoder2 on a GPU server
+can be measured from here. Prompts are text; FIM and repository prompts spell the special tokens
+(``<fim_prefix>`` …), which every StarCoder2 tokenizer and server turns back into single tokens."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from dataclasses import dataclass, field
+
+from stackcoder.errors import UserError
+from stackcoder.tokenizer.special_tokens import EOS, FILE_SEP, FIM_MIDDLE, FIM_PAD, FIM_PREFIX, FIM_SUFFIX
+
+
+@dataclass
+class Sampling:
+    max_new_tokens: int = 512
+    temperature: float = 0.0
+    top_p: float = 0.95
+    stop: list[str] = field(default_factory=list)
+    seed: int = 0
+
+
+class LocalModel:
+    """Batched generation with stackcoder's own StarCoder2 (any HF-layout checkpoint)."""
+
+    def __init__(self, path: str, device: str = "auto", batch_size: int = 8):
+        import torch
+
+        from stackcoder.model.hf import load_model, load_tokenizer
+
+        self.device = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = torch.bfloat16 if self.device.startswith("cuda") else None
+        self.model = load_model(path, dtype=dtype, device=self.device)
+        self.tokenizer = load_tokenizer(path)
+        self.batch_size = batch_size
+        ids = [
+            self.tokenizer.token_to_id(t)
+            for t in (EOS, FILE_SEP, FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX, FIM_PAD)
+        ]
+        self.stop_ids = [i for i in ids if i is not None]
+        self.name = path
+        self.context = self.model.config.max_position_embeddings
+
+    def complete(self, prompts: list[str], s: Sampling) -> list[str]:
+        from stackcoder.model.generate import SamplingParams, generate_text
+
+        out: list[str] = []
+        room = max(1, self.context - s.max_new_tokens)
+        # a prompt longer than the context keeps its end (the part next to what is generated)
+        encoded = [self.tokenizer.encode(p, add_special_tokens=False).ids[-room:] for p in prompts]
+        for start in range(0, len(encoded), self.batch_size):
+            batch = encoded[start : start + self.batch_size]
+            params = SamplingParams(
+                max_new_tokens=s.max_new_tokens,
+                temperature=s.temperature,
+                top_p=s.top_p if s.temperature > 0 else 1.0,
+                stop=s.stop,
+                seed=s.seed + start,
+            )
+            out += [c.text for c in generate_text(self.model, self.tokenizer, batch, params, self.stop_ids)]
+        return out
+
+
+class ServerModel:
+    """Requests to a completion server, ``concurrency`` at a time (a batching server batches them)."""
+
+    def __init__(
+        self,
+        url: str,
+        api: str = "auto",
+        concurrency: int = 8,
+        api_key: str | None = None,
+        model: str | None = None,
+    ):
+        import httpx
+
+        self.url = url.rstrip("/")
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.client = httpx.Client(timeout=600, headers=headers)
+        self.concurrency = concurrency
+        self.api = api if api != "auto" else self._detect()
+        self.model = model
+        self.name = self.url
+        self.tokenizer = None
+        self.context = None
+
+    def _detect(self) -> str:
+        import httpx
+
+        for api, path in (("tgi", "/info"), ("openai", "/v1/models")):
+            try:
+                if self.client.get(self.url + path).status_code == 200:
+                    return api
+            except httpx.HTTPError as e:
+                raise UserError(f"{self.url}: cannot reach the server ({e})") from None
+        raise UserError(f"{self.url}: neither TGI's /info nor OpenAI's /v1/models answers; pass --api")
+
+    def _one(self, prompt: str, s: Sampling, k: int) -> str:
+        if self.api == "tgi":
+            params = {"max_new_tokens": s.max_new_tokens, "stop": s.stop[:4], "seed": s.seed + k}
+            params |= (
+                {"do_sample": True, "temperature": s.temperature, "top_p": s.top_p}
+                if s.temperature > 0
+                else {}
+            )
+            r = self.client.post(self.url + "/generate", json={"inputs": prompt, "parameters": params})
+            key = "generated_text"
+        else:
+            body = {
+                "prompt": prompt,
+                "max_tokens": s.max_new_tokens,
+                "temperature": s.temperature,
+                "top_p": s.top_p,
+            }
+            body |= {"stop": s.stop[:4], "seed": s.seed + k} | ({"model": self.model} if self.model else {})
+            r = self.client.post(self.url + "/v1/completions", json=body)
+            key = None
+        if r.status_code != 200:
+            raise UserError(f"{self.url}: HTTP {r.status_code}: {r.text[:300]}")
+        data = r.json()
+        return data[key] if key else data["choices"][0]["text"]
+
+    def complete(self, prompts: list[str], s: Sampling) -> list[str]:
+        with concurrent.futures.ThreadPoolExecutor(self.concurrency) as pool:
+            return list(pool.map(lambda kp: self._one(kp[1], s, kp[0]), enumerate(prompts)))
+
+
+def open_backend(model: str | None, server: str | None, **kw) -> LocalModel | ServerModel:
+    if (model is None) == (server is None):
+        raise UserError("give exactly one of --model DIR or --server URL")
+    if model is not None:
+        return LocalModel(model, device=kw.get("device", "auto"), batch_size=kw.get("batch_size", 8))
+    return ServerModel(
+        server, kw.get("api", "auto"), kw.get("concurrency", 8), kw.get("api_key"), kw.get("model_name")
+    )
