@@ -1,0 +1,1 @@
+"""The membership test and search over a built dataset (recipe.md §5)."""
