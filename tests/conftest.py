@@ -83,6 +83,16 @@ def tokens(dataset: Path, tokenizer_dir: Path) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def index_dir(dataset: Path) -> Path:
+    """`stackcoder index build` of `dataset`, in two shards (queries must look in both)."""
+    from stackcoder.index.build import IndexConfig, build_index
+
+    out = dataset.parent / "index"
+    build_index(IndexConfig(str(dataset), str(out), shards=2, progress=False))
+    return out
+
+
 # A small random StarCoder2 checkpoint (the debug size; the fixture tokenizer with StarCoder2's special
 # tokens) for the server and evaluation tests.
 @pytest.fixture(scope="session")

@@ -5,12 +5,22 @@ measured false-positive rate near the configured one."""
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from stackcoder.index.portrait import WIDTH, Portrait, normalize, normalize_with_offsets, size_for
+from stackcoder.index.portrait import (
+    WIDTH,
+    Portrait,
+    codepoints,
+    normalize,
+    normalize_with_offsets,
+    size_for,
+    window_hashes,
+    write_shard,
+)
 
 
 def package_files(name: str, limit: int = 80) -> list[str]:
@@ -28,6 +38,71 @@ def test_normalisation_and_offsets():
     assert normalize("   lead\n\n\n\ttab") == "lead\ntab" and normalize("") == ""
 
 
+def reference_normalize(text: str) -> tuple[str, list[int]]:
+    """recipe.md §5 character by character: the definition the vectorised version must equal."""
+    out: list[str] = []
+    where: list[int] = []
+    newline = space = -1
+    for i, c in enumerate(text):
+        if c in "\r\n":
+            newline = i if newline < 0 else newline
+            space = -1
+        elif c.isspace():
+            if newline < 0 and space < 0 and out:
+                space = i
+        else:
+            if newline >= 0 and out:
+                out.append("\n")
+                where.append(newline)
+            elif space >= 0:
+                out.append(" ")
+                where.append(space)
+            newline = space = -1
+            out.append(c)
+            where.append(i)
+    return "".join(out), where
+
+
+def test_vectorised_normalisation_equals_the_definition():
+    rng = np.random.default_rng(0)
+    alphabet = list("ab(){}=;\u00e9\u4e2d") + [
+        " ",
+        "\t",
+        "\n",
+        "\r",
+        "\x0b",
+        "\x0c",
+        "\u00a0",
+        "\u3000",
+        "\u2028",
+    ]
+    cases = ["".join(rng.choice(alphabet, int(rng.integers(0, 60)))) for _ in range(500)]
+    cases += package_files("markupsafe")[:5] + ["\n\n", "   ", "x", " x ", "\U0001f600 y"]
+    for text in cases:
+        assert normalize_with_offsets(text) == reference_normalize(text), repr(text)
+
+
+def test_every_whitespace_codepoint_is_in_the_table():
+    assert all(not chr(c).isspace() for c in range(0x3001, 0x110000))
+
+
+def test_window_hashes_equal_the_polynomial_computed_directly():
+    from stackcoder.index import portrait
+
+    text = package_files("markupsafe")[0][:700] + "\u4e2d\U0001f600" * 30
+    codes = codepoints(text)
+    base, mask = portrait._BASE, (1 << 64) - 1
+    direct = []
+    for i in range(len(codes) - WIDTH + 1):
+        h = 0
+        for c in codes[i : i + WIDTH]:
+            h = (h * base + int(c)) & mask
+        direct.append(h)
+    assert window_hashes(codes).tolist() == direct
+    assert window_hashes(codes, WIDTH).tolist() == direct[::WIDTH]
+    assert len(window_hashes(codes[: WIDTH - 1])) == 0
+
+
 def test_size_for_follows_the_formula():
     m, k = size_for(1_000_000, 0.01)
     assert 9.5e6 < m < 9.6e6 and k == 7  # 9.59 bits per item and 7 hashes at 1%
@@ -37,8 +112,11 @@ def test_size_for_follows_the_formula():
 def portrait(tmp_path_factory):
     data = package_files("tokenizers") + package_files("markupsafe")
     shards = [data[0::2], data[1::2]]
-    capacity = max(sum(len(normalize(t)) // WIDTH for t in s) for s in shards)
-    return Portrait.build(tmp_path_factory.mktemp("portrait"), shards, capacity=capacity, fpr=0.01), data
+    root = tmp_path_factory.mktemp("portrait")
+    for i, texts in enumerate(shards):
+        meta = write_shard(root, f"{i:05d}", texts, fpr=0.01)
+        (root / f"{i:05d}.json").write_text(json.dumps(meta))
+    return Portrait(root), data
 
 
 def test_text_from_the_data_is_found_where_it_is(portrait):
@@ -70,7 +148,7 @@ def test_every_span_of_100_characters_is_found(portrait):
 
 def test_absent_text_is_not_found_and_the_rate_is_measured(portrait):
     p, _ = portrait
-    for s in p.meta["shards"]:
+    for s in p.shards_meta:
         assert 0.002 < s["measured_fpr"] < 0.03  # target 1%
     rng = np.random.default_rng(2)
     words = ["alpha", "beta", "gamma", "delta", "value", "index", "result", "count", "item", "node"]
@@ -80,3 +158,21 @@ def test_absent_text_is_not_found_and_the_rate_is_measured(portrait):
     # chance hits only: about fpr per offset, chains of three (fpr³ per offset) practically never
     assert len(found) < 5 * p.fpr * offsets + 5
     assert all(s.ngrams < 3 for s in found) and p.query(absent, min_ngrams=3) == []
+
+
+def test_a_fixed_capacity_sizes_every_shard_alike_and_the_size_is_three_percent(tmp_path):
+    texts = package_files("tokenizers") + package_files("markupsafe")
+    small = write_shard(tmp_path, "a", texts[:2], capacity=10_000)
+    large = write_shard(tmp_path, "b", texts, capacity=10_000)
+    assert small["m"] == large["m"] and small["ngrams"] < large["ngrams"]
+    exact = write_shard(tmp_path, "c", texts)
+    corpus = sum(len(t.encode()) for t in texts)
+    assert (exact["m"] / 8) / corpus < 0.03  # the Data Portraits footprint at 1%
+    assert 0.002 < exact["measured_fpr"] < 0.03
+
+
+def test_an_index_without_shards_is_a_clear_error(tmp_path):
+    from stackcoder.errors import UserError
+
+    with pytest.raises(UserError, match="no Bloom filter shards"):
+        Portrait(tmp_path)

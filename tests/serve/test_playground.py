@@ -202,3 +202,33 @@ def test_playground_api_key(serve_checkpoint):
         assert request.value.headers["authorization"] == "Bearer s3cret"
         page.wait_for_function(SETTLED, timeout=60_000)
         assert page.text_content("#status").startswith("done"), page.text_content("#status")
+
+
+def test_playground_marks_text_from_the_training_data_and_searches_it(serve_checkpoint, index_dir, dataset):
+    import pyarrow.parquet as pq
+
+    from stackcoder.index.portrait import normalize
+
+    rows = [r for f in sorted((dataset / "files").glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
+    copied = next(r for r in rows if r["language"] == "Python" and len(normalize(r["content"])) > 1500)
+    mine = "# é: mine, not in the data 😀\nresult = my_own_function(1, 2)\n"
+    excerpt = copied["content"][300:800]
+    with serving(make_app(serve_checkpoint, index=str(index_dir))) as base, browser_page(base) as page:
+        page.fill("#editor", mine + excerpt)
+        with page.expect_request("**/overlap") as request:
+            page.click("#overlap")
+        assert request.value.post_data_json == {"document": mine + excerpt}
+        page.wait_for_function("document.getElementById('overlap_status').textContent.includes('span')")
+        marks = page.eval_on_selector_all("mark.seen", "ms => ms.map(m => m.textContent)")
+        assert len(marks) == 1
+        # the mark lies inside the copied part (the emoji before it is two UTF-16 units: offsets map)
+        assert marks[0] in excerpt and len(marks[0]) > 300
+        page.fill("#editor", mine + excerpt + "\n")  # an edit makes the marks stale
+        assert page.eval_on_selector_all("mark.seen", "ms => ms.length") == 0
+
+        page.fill("#search_q", f'"{copied["path"].rsplit("/", 1)[-1].split(".")[0]}"')
+        page.press("#search_q", "Enter")
+        page.wait_for_selector(".hit")
+        assert "file(s) match" in page.text_content("#results")
+        wheres = page.eval_on_selector_all(".hit .where", "ws => ws.map(w => w.textContent)")
+        assert f"{copied['repo_name']}/{copied['path']}" in wheres

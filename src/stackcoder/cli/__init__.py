@@ -15,7 +15,19 @@ from stackcoder import __version__
 from stackcoder.errors import UserError
 
 # module name under stackcoder.cli, in --help order
-VERBS = ["build", "recipe", "tokenizer", "tokenize", "train", "generate", "serve", "eval", "demo", "optout"]
+VERBS = [
+    "build",
+    "recipe",
+    "tokenizer",
+    "tokenize",
+    "train",
+    "generate",
+    "serve",
+    "eval",
+    "index",
+    "demo",
+    "optout",
+]
 
 
 def make_parser() -> argparse.ArgumentParser:

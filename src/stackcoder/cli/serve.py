@@ -55,6 +55,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--timeout", type=float, default=120.0, metavar="S", help="per-request limit; default: %(default)s"
     )
     p.add_argument(
+        "--index",
+        metavar="INDEX_DIR",
+        help="a `stackcoder index build` directory: enables /overlap, /search, attribution of completions "
+        "and the playground's search box",
+    )
+    p.add_argument(
         "--model-id", metavar="NAME", help="the name /v1/models reports (default: the directory's name)"
     )
     p.set_defaults(run=run)
@@ -81,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
             max_queue=args.max_queue,
             max_new_tokens=args.max_new_tokens,
             timeout_s=args.timeout,
+            index=args.index,
             **kwargs,
         )
     except ValueError as e:
@@ -88,5 +95,7 @@ def run(args: argparse.Namespace) -> int:
     app = create_app(config)
     where = f"http://{args.host}:{args.port}/"
     print(f"serving {app.state.service.model_id} on {where} (playground), API schema at {where}openapi.json")
+    if app.state.index is not None:
+        print(f"dataset index {args.index}: POST {where}overlap, GET {where}search?q=")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 
 from stackcoder import __version__
-from stackcoder.serve import infill, openai, tgi
+from stackcoder.serve import dataset, infill, openai, tgi
 from stackcoder.serve.config import ServeConfig
 from stackcoder.serve.service import CompletionService, ServeError
 
@@ -30,6 +30,7 @@ class ErrorBody(BaseModel):
 
 ERRORS = {
     401: {"model": ErrorBody, "description": "missing or wrong API key"},
+    404: {"model": ErrorBody, "description": "no dataset index on this server (for /overlap, /search)"},
     413: {"model": ErrorBody, "description": "the prompt is longer than the server accepts"},
     422: {"model": ErrorBody, "description": "invalid request (types, limits, empty prompt)"},
     503: {"model": ErrorBody, "description": "the queue is full: retry after the Retry-After seconds"},
@@ -51,7 +52,12 @@ def create_app(config: ServeConfig, service: CompletionService | None = None) ->
 
     app = FastAPI(title="stackcoder", version=__version__, lifespan=lifespan)
     app.state.service = service
-    for module in (tgi, openai, infill):
+    app.state.index = None
+    if config.index:
+        from stackcoder.index.service import DatasetIndex
+
+        app.state.index = DatasetIndex(config.index)  # a bad index fails before serving, as a bad model does
+    for module in (tgi, openai, infill, dataset):
         app.include_router(module.router, responses=ERRORS)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -62,7 +68,9 @@ def create_app(config: ServeConfig, service: CompletionService | None = None) ->
     @app.exception_handler(ServeError)
     async def serve_error(request: Request, e: ServeError) -> JSONResponse:
         headers = {"Retry-After": str(e.retry_after)} if e.retry_after else None
-        kind = {413: "validation", 422: "validation", 503: "overloaded"}.get(e.status, "generation")
+        kind = {404: "not_found", 413: "validation", 422: "validation", 503: "overloaded"}.get(
+            e.status, "generation"
+        )
         return error(e.status, e.message, kind, headers)
 
     @app.exception_handler(RuntimeError)

@@ -22,6 +22,7 @@ class ServeConfig:
     max_queue: int = 64  # requests waiting for a slot; beyond it 503 with Retry-After
     max_new_tokens: int = 512  # the most a request may ask for
     max_input_tokens: int | None = None  # default: the model's context minus max_new_tokens
+    index: str | None = None  # a `stackcoder index build` directory: /overlap, /search, attribution
     timeout_s: float = 120.0  # a request still unfinished after this is ended (finish_reason "timeout")
 
     def __post_init__(self) -> None:

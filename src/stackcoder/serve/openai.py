@@ -14,6 +14,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from stackcoder.index.service import DatasetIndex
+from stackcoder.serve.dataset import AttributionSpan, attribute, require_index
 from stackcoder.serve.service import CompletionService, ServeError
 from stackcoder.serve.tgi import sse
 
@@ -42,6 +44,11 @@ class CompletionRequest(BaseModel):
     temperature: float = Field(1.0, ge=0, le=2)
     top_p: float = Field(1.0, gt=0, le=1)
     user: str | None = None
+    attribution: bool = Field(
+        False,
+        description="stackcoder: also return each choice's spans found in the training data, with "
+        "sources and licenses (needs `serve --index`; not with stream)",
+    )
 
 
 class Choice(BaseModel):
@@ -49,6 +56,9 @@ class Choice(BaseModel):
     index: int
     logprobs: None = None
     finish_reason: str | None
+    attribution: list[AttributionSpan] | None = Field(
+        None, description="offsets in the completion, echo excluded"
+    )
 
 
 class Usage(BaseModel):
@@ -79,7 +89,13 @@ def raise_empty() -> None:
     raise ServeError(422, "prompt is an empty list")
 
 
-async def completions(service: CompletionService, req: CompletionRequest) -> Completion | StreamingResponse:
+async def completions(
+    service: CompletionService, req: CompletionRequest, dataset_index: DatasetIndex | None = None
+) -> Completion | StreamingResponse:
+    if req.attribution:
+        if req.stream:
+            raise ServeError(422, "attribution is given with whole answers only: ask without streaming")
+        require_index(dataset_index)
     stop = [req.stop] if isinstance(req.stop, str) else req.stop
     prompts = _prompts(service, req)
     if len(prompts) * req.n > MAX_CHOICES:
@@ -108,8 +124,10 @@ async def completions(service: CompletionService, req: CompletionRequest) -> Com
             parts.append(piece.text)
             completion_tokens += piece.token_id >= 0 and piece.finish_reason != "eos"
             reason = piece.finish_reason or reason
-        text = (texts[p_index] if req.echo else "") + "".join(parts)
-        choices.append(Choice(text=text, index=index, finish_reason=FINISH[reason]))
+        completion = "".join(parts)
+        text = (texts[p_index] if req.echo else "") + completion
+        spans = await attribute(dataset_index, completion) if req.attribution else None
+        choices.append(Choice(text=text, index=index, finish_reason=FINISH[reason], attribution=spans))
     prompt_tokens = sum(len(ids) for _, _, ids, _ in jobs)
     usage = Usage(
         prompt_tokens=prompt_tokens,
@@ -152,7 +170,7 @@ router = APIRouter(prefix="/v1", tags=["OpenAI"])
 @router.post("/completions", response_model=Completion, response_model_exclude_none=True)
 async def completions_route(req: CompletionRequest, request: Request):  # noqa: ANN201 - JSON or a stream
     """Complete `prompt`; with `suffix`, fill in the middle between them."""
-    return await completions(request.app.state.service, req)
+    return await completions(request.app.state.service, req, request.app.state.index)
 
 
 @router.get("/models")

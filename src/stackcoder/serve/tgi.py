@@ -13,7 +13,9 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from stackcoder import __version__
-from stackcoder.serve.service import CompletionService, Result
+from stackcoder.index.service import DatasetIndex
+from stackcoder.serve.dataset import AttributionSpan, attribute, require_index
+from stackcoder.serve.service import CompletionService, Result, ServeError
 
 # TGI's finish reasons
 FINISH = {"eos": "eos_token", "stop": "stop_sequence", "length": "length", "timeout": "length"}
@@ -39,6 +41,11 @@ class GenerateParameters(BaseModel):
     top_n_tokens: int | None = None
     adapter_id: str | None = None
     grammar: dict | None = None
+    attribution: bool = Field(
+        False,
+        description="stackcoder: also return the spans of generated_text found in the training data, "
+        "with their sources and licenses (needs `serve --index`)",
+    )
 
 
 class GenerateRequest(BaseModel):
@@ -67,6 +74,9 @@ class Details(BaseModel):
 class GenerateResponse(BaseModel):
     generated_text: str
     details: Details | None = None
+    attribution: list[AttributionSpan] | None = Field(
+        None, description="offsets in the generated text (without the prompt, even with return_full_text)"
+    )
 
 
 class StreamResponse(BaseModel):
@@ -104,7 +114,11 @@ def _token(service: CompletionService, token_id: int, text: str, logprob: float)
     return Token(id=token_id, text=text, logprob=None if logprob != logprob else logprob, special=special)
 
 
-async def generate(service: CompletionService, req: GenerateRequest) -> GenerateResponse:
+async def generate(
+    service: CompletionService, req: GenerateRequest, index: DatasetIndex | None = None
+) -> GenerateResponse:
+    if req.parameters.attribution:
+        require_index(index)
     params = _sampling(service, req.parameters)
     result: Result = await service.complete(service.encode(req.inputs), params)
     text = (req.inputs if req.parameters.return_full_text else "") + result.text
@@ -120,7 +134,8 @@ async def generate(service: CompletionService, req: GenerateRequest) -> Generate
             seed=req.parameters.seed,
             tokens=tokens,
         )
-    return GenerateResponse(generated_text=text, details=details)
+    spans = await attribute(index, result.text) if req.parameters.attribution else None
+    return GenerateResponse(generated_text=text, details=details, attribution=spans)
 
 
 def sse(events: AsyncIterator[str]) -> StreamingResponse:
@@ -138,6 +153,8 @@ def sse(events: AsyncIterator[str]) -> StreamingResponse:
 
 
 def generate_stream(service: CompletionService, req: GenerateRequest) -> StreamingResponse:
+    if req.parameters.attribution:
+        raise ServeError(422, "attribution is given with whole answers only: ask without streaming")
     params = _sampling(service, req.parameters)
     handle = service.start(service.encode(req.inputs), params)  # errors here are still a 4xx/503
 
@@ -168,7 +185,7 @@ def _service(request: Request) -> CompletionService:
 @router.post("/generate", response_model=GenerateResponse, response_model_exclude_none=True)
 async def generate_route(req: GenerateRequest, request: Request) -> GenerateResponse:
     """Generate text (TGI). llm-ls posts FIM prompts here."""
-    return await generate(_service(request), req)
+    return await generate(_service(request), req, request.app.state.index)
 
 
 @router.post("/generate_stream", response_class=StreamingResponse)
@@ -182,7 +199,7 @@ async def compat_route(req: GenerateRequest, request: Request):  # noqa: ANN201 
     """TGI's compat route: a stream when `stream` is true, else a one-element list."""
     if req.stream:
         return generate_stream(_service(request), req)
-    return [await generate(_service(request), req)]
+    return [await generate(_service(request), req, request.app.state.index)]
 
 
 @router.get("/info", response_model=Info)
