@@ -160,7 +160,8 @@ def run_build(args: argparse.Namespace) -> int:
         )
     )
     print(
-        f"{s['files']:,} files of {s['repositories']:,} repositories in {s['shards']} shards: "
+        f"{s['files']:,} files of {s['repositories']:,} repositories in {s['shards']} "
+        f"shard{'s' if s['shards'] != 1 else ''}: "
         f"Bloom filters {s['portrait_bytes'] / 1e6:.2f} MB ({100 * s['portrait_share_of_corpus']:.2f}% of "
         f"{s['content_bytes'] / 1e6:.1f} MB), measured false-positive rate "
         f"{s['measured_fpr']['combined']:.4f} (target {s['target_fpr']}); "
@@ -192,7 +193,7 @@ def run_query(args: argparse.Namespace) -> int:
         spans = [s for s in spans if s["confirmed"]]
     out = {
         "length": len(text),
-        "measured_fpr": index.portrait.fpr,
+        "measured_fpr": round(index.portrait.fpr, 6),
         "covered": sum(e - s for s, e in _merged(spans)),
         "spans": spans,
     }
