@@ -8,6 +8,7 @@ Prepare on any machine, then train where the GPU is (the shards are small enough
 
     python benchmarks/gpu_train.py prepare --output /tmp/gpu-data          # CPU, a minute or two
     python benchmarks/gpu_train.py train --data /tmp/gpu-data --steps 300  # GPU, a few minutes
+    python benchmarks/gpu_train.py train --data /tmp/gpu-data --compile    # the same, torch.compile
     python benchmarks/gpu_train.py smoke                                   # CPU: both, tiny
 
 `train` prints one JSON line: tokens/s and MFU (median over logged steps after the first), first and
@@ -151,6 +152,7 @@ def main() -> int:
     t.add_argument("--steps", type=int, default=300)
     t.add_argument("--micro-batch", type=int, default=None, help="rows per forward (default: the preset's)")
     t.add_argument("--cpu", action="store_true", help="allow running without CUDA")
+    t.add_argument("--compile", action="store_true", help="torch.compile the model (training.compile)")
     sub.add_parser("smoke", help="prepare a little and train the debug size for a few steps, on the CPU")
     args = ap.parse_args()
 
@@ -159,7 +161,9 @@ def main() -> int:
     elif args.cmd == "train":
         if not torch.cuda.is_available() and not args.cpu:
             raise SystemExit("gpu_train: no CUDA device (use `smoke`, or --cpu to run anyway)")
-        overrides = {"training": {"micro_batch": args.micro_batch}} if args.micro_batch else {}
+        overrides: dict = {"training": {"micro_batch": args.micro_batch}} if args.micro_batch else {}
+        if args.compile:
+            overrides.setdefault("training", {})["compile"] = True
         print(json.dumps(run_training(args.data, args.output, "m100", args.steps, overrides)))
     else:
         import tempfile
