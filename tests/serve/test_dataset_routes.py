@@ -75,6 +75,11 @@ def test_completions_carry_attribution_when_asked(client):
         "/v1/completions", json={"prompt": "def add(a, b):", "max_tokens": 8, "attribution": True}
     )
     assert o.status_code == 200 and isinstance(o.json()["choices"][0]["attribution"], list)
+    i = client.post(
+        "/infill", json={"input_prefix": "def f(", "input_suffix": ")", "n_predict": 4, "attribution": True}
+    )
+    assert i.status_code == 200 and isinstance(i.json()["attribution"], list)
+    assert "attribution" not in client.post("/infill", json={"input_prefix": "x", "n_predict": 2}).json()
     s = client.post(
         "/v1/completions", json={"prompt": "x", "max_tokens": 2, "attribution": True, "stream": True}
     )

@@ -223,8 +223,13 @@ def test_playground_marks_text_from_the_training_data_and_searches_it(serve_chec
         assert len(marks) == 1
         # the mark lies inside the copied part (the emoji before it is two UTF-16 units: offsets map)
         assert marks[0] in excerpt and len(marks[0]) > 300
-        page.fill("#editor", mine + excerpt + "\n")  # an edit makes the marks stale
-        assert page.eval_on_selector_all("mark.seen", "ms => ms.length") == 0
+        with page.expect_request("**/overlap") as again:
+            page.fill("#editor", mine + excerpt + "\n")  # an edit makes the marks stale at once…
+            assert page.eval_on_selector_all("mark.seen", "ms => ms.length") == 0
+        assert again.value.post_data_json == {
+            "document": mine + excerpt + "\n"
+        }  # …and, after a pause, looked up again
+        page.wait_for_function("document.querySelectorAll('mark.seen').length === 1")
 
         page.fill("#search_q", f'"{copied["path"].rsplit("/", 1)[-1].split(".")[0]}"')
         page.press("#search_q", "Enter")

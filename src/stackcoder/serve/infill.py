@@ -12,7 +12,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from stackcoder.serve.service import CompletionService
+from stackcoder.index.service import DatasetIndex
+from stackcoder.serve.dataset import AttributionSpan, attribute, require_index
+from stackcoder.serve.service import CompletionService, ServeError
 from stackcoder.serve.tgi import sse
 
 
@@ -35,6 +37,9 @@ class InfillRequest(BaseModel):
     stream: bool = False
     repo_name: str = Field("repository", description="ours: the <repo_name> of the repository-level prompt")
     filename: str = Field("untitled", description="ours: the path of the file being edited")
+    attribution: bool = Field(
+        False, description="ours: also return the spans of content found in the training data (serve --index)"
+    )
 
 
 class InfillResponse(BaseModel):
@@ -44,6 +49,7 @@ class InfillResponse(BaseModel):
     tokens_predicted: int
     tokens_evaluated: int
     model: str
+    attribution: list[AttributionSpan] | None = None
 
 
 STOP_TYPE = {"eos": "eos", "stop": "word", "length": "limit", "timeout": "limit"}
@@ -57,7 +63,13 @@ def _prompt(service: CompletionService, req: InfillRequest) -> list[int]:
     return service.fim_prompt(prefix, req.input_suffix)
 
 
-async def infill(service: CompletionService, req: InfillRequest) -> InfillResponse | StreamingResponse:
+async def infill(
+    service: CompletionService, req: InfillRequest, dataset_index: DatasetIndex | None = None
+) -> InfillResponse | StreamingResponse:
+    if req.attribution:
+        if req.stream:
+            raise ServeError(422, "attribution is given with whole answers only: ask without streaming")
+        require_index(dataset_index)
     n = service.max_new if req.n_predict < 0 else req.n_predict
     params = service.params(
         n, req.temperature, req.top_p, req.top_k, req.stop, None if req.seed < 0 else req.seed
@@ -71,12 +83,14 @@ async def infill(service: CompletionService, req: InfillRequest) -> InfillRespon
         parts.append(piece.text)
         count += piece.token_id >= 0 and piece.finish_reason != "eos"
         reason = piece.finish_reason or reason
+    content = "".join(parts)
     return InfillResponse(
-        content="".join(parts),
+        content=content,
         stop_type=STOP_TYPE[reason],
         tokens_predicted=count,
         tokens_evaluated=len(ids),
         model=service.model_id,
+        attribution=await attribute(dataset_index, content) if req.attribution else None,
     )
 
 
@@ -91,7 +105,7 @@ async def _stream(service: CompletionService, handle) -> AsyncIterator[str]:  # 
 router = APIRouter(tags=["llama.cpp"])
 
 
-@router.post("/infill", response_model=InfillResponse)
+@router.post("/infill", response_model=InfillResponse, response_model_exclude_none=True)
 async def infill_route(req: InfillRequest, request: Request):  # noqa: ANN201 - JSON or a stream
     """Fill in the middle, with other files of the repository as context (`input_extra`)."""
-    return await infill(request.app.state.service, req)
+    return await infill(request.app.state.service, req, request.app.state.index)
