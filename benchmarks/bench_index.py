@@ -35,6 +35,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from stackcoder.data.executor import RunOptions
 from stackcoder.index.build import IndexConfig, build_index
 from stackcoder.index.portrait import (
     WIDTH,
@@ -193,7 +194,9 @@ def main() -> None:
         write_dataset(indexed, tmp / "ds")
         start = time.perf_counter()
         summary = build_index(
-            IndexConfig(str(tmp / "ds"), str(tmp / "ix"), fpr=args.fpr, shards=1, progress=False)
+            IndexConfig(
+                str(tmp / "ds"), str(tmp / "ix"), fpr=args.fpr, shards=1, run=RunOptions(progress=False)
+            )
         )
         full_build = time.perf_counter() - start
 

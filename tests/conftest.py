@@ -50,13 +50,18 @@ FIXTURE_REPOS = Path(__file__).parent / "fixtures" / "repos"
 @pytest.fixture(scope="session")
 def dataset(tmp_path_factory) -> Path:
     pytest.importorskip("licensedcode", reason="scancode-toolkit is not installed")
+    from stackcoder.data.executor import RunOptions
     from stackcoder.data.pipeline import BuildConfig, build
 
     root = tmp_path_factory.mktemp("train-data")
     recipe = root / "recipe.toml"
     recipe.write_text("[documents]\nmax_document_bytes = 6000\n")
     sources = sorted(str(p) for p in FIXTURE_REPOS.iterdir() if p.name != "README.md")
-    build(BuildConfig(sources=sources, output=root / "ds", recipe=str(recipe), workers=1, progress=False))
+    build(
+        BuildConfig(
+            sources=sources, output=root / "ds", recipe=str(recipe), run=RunOptions(workers=1, progress=False)
+        )
+    )
     return root / "ds"
 
 
@@ -74,23 +79,152 @@ def tokenizer_dir(dataset: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def tokens(dataset: Path, tokenizer_dir: Path) -> Path:
+    from stackcoder.data.executor import RunOptions
     from stackcoder.data.tokenize import TokenizeConfig, tokenize
 
     out = dataset / "tokens"  # where `stackcoder tokenize` puts them by default
     tokenize(
-        TokenizeConfig(str(dataset), str(tokenizer_dir), output=str(out), valid_fraction=0.2, progress=False)
+        TokenizeConfig(
+            str(dataset),
+            str(tokenizer_dir),
+            output=str(out),
+            valid_fraction=0.2,
+            run=RunOptions(progress=False),
+        )
     )
     return out
+
+
+# A dataset with every kind of source (the mix tests): the fixture repositories' documents, two git
+# repositories of real notebooks (jupyter_scripts, jupyter_structured; one's remote in mixed case),
+# pages of this project's docs (text/docs) and GitHub issues on those repositories (GHArchive-shaped
+# events, bodies from docs/), built by `stackcoder build`, with its own tokenizer.
+NOTEBOOK_REPOS = {"jupytext": "Mwouts/Jupytext-Notebooks", "nbformat": "jupyter/nbformat-tests"}
+
+
+@pytest.fixture(scope="session")
+def mix_dataset(tmp_path_factory) -> Path:
+    pytest.importorskip("licensedcode", reason="scancode-toolkit is not installed")
+    pytest.importorskip("jupytext", reason="jupytext is not installed")
+    import json
+    import shutil
+
+    from data.gharchive.helpers import Stream, Thread, git, write_dump
+    from stackcoder.data.executor import RunOptions
+    from stackcoder.data.pipeline import BuildConfig, build
+
+    root = tmp_path_factory.mktemp("mix-data")
+    docs = Path(__file__).parents[1] / "docs"
+    sources = sorted(str(p) for p in FIXTURE_REPOS.iterdir() if p.name != "README.md")
+    for name, remote in NOTEBOOK_REPOS.items():
+        path = root / "repos" / name
+        shutil.copytree(FIXTURE_REPOS.parent / "notebooks" / name, path)
+        git(path, "init", "-q", "-b", "main")
+        git(path, "remote", "add", "origin", f"https://github.com/{remote}.git")
+        git(path, "add", "-A")
+        git(path, "commit", "-q", "-m", "notebooks")
+        sources.append(str(path))
+    pages = ["pii.md", "optout.md", "malware.md", "license.md", "dedup.md", "decontamination.md"]
+    (root / "docs.jsonl").write_text(
+        "".join(json.dumps({"text": (docs / p).read_text()}) + "\n" for p in pages)
+    )
+    # issues: two per repository (one spelled in lower case), bodies and replies from real prose
+    prose = [(docs / name).read_text() for name in ("glossary.md", "documents.md", "training.md")]
+    paragraphs = [p for text in prose for p in text.split("\n\n") if len(p) > 250 and "|" not in p]
+    stream = Stream()
+    repos = [r.lower() for r in NOTEBOOK_REPOS.values()] + ["octo-org/tools"]
+    for k, (repo, number) in enumerate((r, n) for r in repos for n in (1, 2)):
+        t = Thread(repo, number, f"author-{k}", paragraphs[2 * k][:60].strip(), paragraphs[2 * k])
+        stream.issue_event(t, "opened")
+        stream.comment(t, f"helper-{k}", paragraphs[2 * k + 1], 5000 + k)
+    (root / "gharchive").mkdir()
+    write_dump(root / "gharchive" / "2023-03-01-9.json.gz", stream.events)
+    recipe = root / "recipe.toml"
+    recipe.write_text("[documents]\nmax_document_bytes = 6000\n")
+    out = root / "ds"
+    config = BuildConfig(
+        sources=sources,
+        output=out,
+        recipe=str(recipe),
+        texts=[f"docs={root / 'docs.jsonl'}"],
+        events=[str(root / "gharchive")],
+        run=RunOptions(workers=1, progress=False),
+    )
+    build(config)
+    return out
+
+
+@pytest.fixture(scope="session")
+def mix_tokenizer(mix_dataset: Path) -> Path:
+    from stackcoder.tokenizer.train_bpe import save_tokenizer, train_tokenizer
+
+    texts = [
+        t
+        for part in ("documents", "jupyter_scripts", "issues")
+        for f in sorted((mix_dataset / part).glob("*.parquet"))
+        for t in pq.read_table(f)["text"].to_pylist()
+    ]
+    return save_tokenizer(train_tokenizer(texts, vocab_size=600), mix_dataset.parent / "tok")
+
+
+MIX_SEED = 3  # holds out Mwouts/Jupytext-Notebooks and octo-org/tools (tests/data/test_mix.py checks)
+
+
+@pytest.fixture(scope="session")
+def mix_tokens(mix_dataset: Path, mix_tokenizer: Path) -> Path:
+    """`stackcoder tokenize` of every source of ``mix_dataset``, issues at 3 epochs, into DIR/tokens."""
+    from stackcoder.data.executor import RunOptions
+    from stackcoder.data.tokenize import TokenizeConfig, tokenize
+
+    config = TokenizeConfig(
+        str(mix_dataset),
+        str(mix_tokenizer),
+        valid_fraction=0.25,
+        seed=MIX_SEED,
+        epochs={"issues": 3.0},
+        run=RunOptions(progress=False),
+    )
+    tokenize(config)
+    return mix_dataset / "tokens"
 
 
 @pytest.fixture(scope="session")
 def index_dir(dataset: Path) -> Path:
     """`stackcoder index build` of `dataset`, in two shards (queries must look in both)."""
+    from stackcoder.data.executor import RunOptions
     from stackcoder.index.build import IndexConfig, build_index
 
     out = dataset.parent / "index"
-    build_index(IndexConfig(str(dataset), str(out), shards=2, progress=False))
+    build_index(IndexConfig(str(dataset), str(out), shards=2, run=RunOptions(progress=False)))
     return out
+
+
+# Text that is certainly not in any training set, for the membership tests: seeded, either random
+# printable characters or code-like tokens (keywords and operators code shares, random identifiers).
+_CODE_WORDS = (
+    "def return self if else for in import from class None x i ( ) : = , . [ ] + 0 1 value data".split()
+)
+
+
+def random_text(n: int, seed: int, kind: str = "chars") -> str:
+    import random
+    import string
+
+    rng = random.Random(seed)
+    if kind == "chars":
+        alphabet = string.ascii_letters + string.digits + string.punctuation + " " * 12 + "\n" * 3
+        return "".join(rng.choices(alphabet, k=n))
+    out, size = [], 0
+    while size < n:
+        word = (
+            rng.choice(_CODE_WORDS)
+            if rng.random() < 0.7
+            else "".join(rng.choices(string.ascii_lowercase, k=6))
+        )
+        word += rng.choice([" ", " ", "", "\n    "])
+        out.append(word)
+        size += len(word)
+    return "".join(out)[:n]
 
 
 # A small random StarCoder2 checkpoint (the debug size; the fixture tokenizer with StarCoder2's special

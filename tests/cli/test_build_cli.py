@@ -38,6 +38,10 @@ def test_help_lists_the_options():
             lambda t: [str(REPOS / "jsonify-0.0.0.tgz"), "--recipe", str(t / "r.toml"), "-o", str(t / "o")],
             "recipe file not found",
         ),
+        (
+            lambda t: [str(REPOS / "jsonify-0.0.0.tgz"), "--text", f"docs={t / 'afile'}", "-o", str(t / "o")],
+            "expected .jsonl",
+        ),
     ],
 )
 def test_bad_input_is_one_line_error(tmp_path, make_args, message):

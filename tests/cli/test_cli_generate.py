@@ -110,3 +110,29 @@ def test_user_errors_exit_2(tmp_path, checkpoint, capsys):
     assert "missing tokenizer.json" in capsys.readouterr().err
     assert main(["generate", "--model", str(checkpoint), "--top-p", "0", "x"]) == 2
     assert "invalid sampling parameters" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mode", ["int8", "int4"])
+def test_quantized_generation_is_the_library_output(checkpoint, capsys, mode):
+    from stackcoder.model.hf import load_model
+
+    args = [
+        "generate",
+        "--model",
+        str(checkpoint),
+        "--max-new-tokens",
+        "16",
+        "--quantize",
+        mode,
+        "def add(a, b):",
+    ]
+    assert main(args) == 0
+    model, tok = (
+        load_model(checkpoint, quantize=mode),
+        Tokenizer.from_file(str(checkpoint / "tokenizer.json")),
+    )
+    params = SamplingParams(max_new_tokens=16)
+    assert (
+        capsys.readouterr().out
+        == generate_text(model, tok, ["def add(a, b):"], params, stop_token_ids=[0])[0].text
+    )

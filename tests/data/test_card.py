@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from stackcoder.data.card import recipe_toml, size_category, write_card
+from stackcoder.data.executor import RunOptions
 from stackcoder.data.pipeline import BuildConfig, build
 from stackcoder.data.readers.shards import ShardReader
 from stackcoder.data.readers.sources import discover_sources
@@ -35,7 +36,7 @@ EXTRA = {
 def card(tmp_path_factory):
     out = tmp_path_factory.mktemp("card") / "out"
     sources = [str(REPOS / "jsonify-0.0.0.tgz"), str(REPOS / "simplegeneric-0.8.1.zip")]
-    result = build(BuildConfig(sources=sources, output=out, workers=1, progress=False))
+    result = build(BuildConfig(sources=sources, output=out, run=RunOptions(workers=1, progress=False)))
     recipe = load_recipe()
     limits = {k: recipe["ingest"][k] for k in ("max_archive_bytes", "max_archive_members")}
     built_sources = [asdict(s) for s in discover_sources(sources, **limits)]

@@ -328,7 +328,7 @@ def test_part2_steps_in_the_executor_any_worker_count(tmp_path):
 
     import pyarrow.parquet as pq
 
-    from stackcoder.data.executor import run_steps
+    from stackcoder.data.executor import RunOptions, run_steps
     from stackcoder.data.malware import MalwareScanner
     from stackcoder.data.optout import OptOutFilter
     from stackcoder.data.readers.reader import RepositoryReader
@@ -362,7 +362,9 @@ def test_part2_steps_in_the_executor_any_worker_count(tmp_path):
             MalwareScanner(database),
             DatasetWriter(str(out / "files"), str(out / "removed")),
         ]
-        run_steps(steps, tasks=3, workers=workers, logging_dir=out / "logs", progress=False)
+        run_steps(
+            steps, tasks=3, logging_dir=out / "logs", options=RunOptions(workers=workers, progress=False)
+        )
         return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.glob("[fr]*/*.parquet"))}
 
     one, two = build(1), build(2)

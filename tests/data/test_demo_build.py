@@ -1,4 +1,4 @@
-"""The whole demo corpus (48 real packages) through `stackcoder build`: slow end-to-end tests.
+"""The whole demo corpus (50 real packages) through `stackcoder build`: slow end-to-end tests.
 
 They need the corpus: it is downloaded into the default cache (``$STACKCODER_CACHE`` or
 ``~/.cache/stackcoder/demo``) with the ordinary package clients, and the tests skip with the reason
@@ -21,6 +21,7 @@ import pytest
 
 from stackcoder.data import fields as F
 from stackcoder.data.demo.manifest import load_manifest
+from stackcoder.data.executor import RunOptions
 from stackcoder.data.pipeline import BuildConfig, build
 
 pytestmark = pytest.mark.slow
@@ -42,8 +43,7 @@ def demo_config(cache: Path, output: Path, **kwargs) -> BuildConfig:
         repos_dir=True,
         repo_metadata=str(cache / "repo_metadata.jsonl"),
         output=output,
-        progress=False,
-        **kwargs,
+        run=RunOptions(progress=False, **kwargs),
     )
 
 
@@ -136,7 +136,7 @@ def test_killed_build_resumes_to_the_same_output(demo_build, corpus, tmp_path):
 
 def test_same_output_with_one_worker_two_workers_and_ray(corpus, tmp_path):
     """Dedup-free part 1 is a pure function of the sources: the engine must not change a byte."""
-    chosen = [str(corpus / "repos" / p.source) for p in load_manifest()[::6]]  # 8 of the 48, all kinds
+    chosen = [str(corpus / "repos" / p.source) for p in load_manifest()[::6]]  # 9 of the 50, all kinds
 
     def run(name: str, **kwargs):
         config = BuildConfig(
@@ -144,8 +144,7 @@ def test_same_output_with_one_worker_two_workers_and_ray(corpus, tmp_path):
             repo_metadata=str(corpus / "repo_metadata.jsonl"),
             output=tmp_path / name,
             tasks=4,
-            progress=False,
-            **kwargs,
+            run=RunOptions(progress=False, **kwargs),
         )
         return build(config)
 

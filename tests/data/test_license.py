@@ -11,7 +11,7 @@ import pytest
 
 from conftest import make_file
 from stackcoder.data import fields as F
-from stackcoder.data.license import CLASSES_FILE, LicenseDetector, LicenseFilter, classify
+from stackcoder.data.license import CLASSES_FILE, LicenseDetector, LicenseFilter, classify, offered_choices
 from stackcoder.data.step import mark_removed
 from stackcoder.errors import UserError
 
@@ -213,6 +213,103 @@ def test_classify_rules():
     unknown = "LicenseRef-scancode-unknown-license-reference"
     assert classify([unknown, "MIT"]) == (["MIT"], F.PERMISSIVE)
     assert classify([unknown, "GPL-3.0-only"]) == (["GPL-3.0-only", unknown], F.NON_PERMISSIVE)
+
+
+def test_classify_judges_a_choice_as_a_choice():
+    # OR: one permissive alternative is enough; AND: all; the expression is kept, operands sorted
+    assert classify(["BSD-3-Clause OR GPL-2.0-only"]) == (["BSD-3-Clause OR GPL-2.0-only"], F.PERMISSIVE)
+    assert classify(["GPL-2.0-only OR LGPL-2.1-only"])[1] == F.NON_PERMISSIVE
+    assert classify(["(MIT AND GPL-2.0-only) OR Apache-2.0"]) == (
+        ["(GPL-2.0-only AND MIT) OR Apache-2.0"],
+        F.PERMISSIVE,
+    )
+    assert classify(["(MIT AND GPL-2.0-only) OR LGPL-2.1-only"])[1] == F.NON_PERMISSIVE
+    assert classify(["MIT AND BSD-2-Clause"]) == (["BSD-2-Clause", "MIT"], F.PERMISSIVE)  # AND: one per item
+    # several expressions all apply: a choice next to a GPL-only license is still non_permissive
+    assert classify(["MIT OR GPL-2.0-only", "GPL-3.0-only"])[1] == F.NON_PERMISSIVE
+    assert classify(["MIT OR Apache-2.0", "Apache-2.0 OR MIT"]) == (["Apache-2.0 OR MIT"], F.PERMISSIVE)
+
+
+def test_classify_exceptions_roles_and_unknowns_in_expressions():
+    # WITH: the license decides (an exception only adds permissions), whatever ScanCode files it under
+    assert classify(["Apache-2.0 WITH LLVM-exception"]) == (["Apache-2.0 WITH LLVM-exception"], F.PERMISSIVE)
+    assert classify(["GPL-2.0-or-later WITH Classpath-exception-2.0"])[1] == F.NON_PERMISSIVE
+    generic = "LicenseRef-scancode-generic-exception"  # an amendment on its own, kept inside WITH
+    assert classify([f"MIT WITH {generic}"]) == ([f"MIT WITH {generic}"], F.PERMISSIVE)
+    assert classify([generic]) == ([], F.NO_LICENSE)
+    # amendments leave an expression wherever they stand
+    assert classify(["MIT OR LicenseRef-scancode-generic-cla"]) == (["MIT"], F.PERMISSIVE)
+    cla_choice = "(MIT AND GPL-2.0-only) OR LicenseRef-scancode-generic-cla"
+    assert classify([cla_choice]) == (["GPL-2.0-only", "MIT"], F.NON_PERMISSIVE)  # AND again: one per item
+    # unknown references: dropped inside a choice too when a permissive license is named
+    unknown = "LicenseRef-scancode-unknown-license-reference"
+    assert classify([f"GPL-2.0-only OR {unknown}", "MIT"]) == (["GPL-2.0-only", "MIT"], F.NON_PERMISSIVE)
+    assert classify([f"GPL-2.0-only OR {unknown}"])[1] == F.NON_PERMISSIVE
+    assert classify(["not a ( valid expression"])[1] == F.NON_PERMISSIVE  # kept as one unknown license
+
+
+def test_offered_choice_folds_the_alternatives_texts():
+    # what ScanCode reports for node-forge's LICENSE: the choice, then each alternative's full text
+    scanned = ["(BSD-3-Clause OR GPL-2.0-only) AND BSD-3-Clause", "GPL-2.0-only"]
+    assert offered_choices(scanned) == ["BSD-3-Clause OR GPL-2.0-only"]
+    assert offered_choices(scanned + ["Zlib"]) == ["BSD-3-Clause OR GPL-2.0-only", "Zlib"]
+    assert offered_choices(["MIT", "GPL-2.0-only"]) == ["GPL-2.0-only", "MIT"]  # no choice: AND stays
+
+
+# real license texts (tests/fixtures/licenses/README.md says where each comes from)
+LICENSE_FIXTURES = Path(__file__).parents[1] / "fixtures" / "licenses"
+
+
+def fixture_text(name: str) -> str:
+    return (LICENSE_FIXTURES / name).read_text(encoding="utf-8")
+
+
+def test_dual_licensed_npm_package_is_permissive():
+    """node-forge 1.3.1 declares (BSD-3-Clause OR GPL-2.0); its LICENSE states the choice, then
+    gives the BSD and the whole GPL-2.0 text. The choice is kept whole in detected_licenses."""
+    forge = fixture_text("node-forge-1.3.1.LICENSE")
+    out, step = detect([make_file(forge, "LICENSE"), make_file("var forge = {};\n", "lib/forge.js")])
+    assert set(labels(out).values()) == {(F.PERMISSIVE, ("BSD-3-Clause OR GPL-2.0-only",))}
+    assert step.stats["scanned_choices"].total == 1
+    assert step.stats["scanned_GPL-2.0-only"].total == 1
+
+    # the GPL text beside the choice is the alternative's text; a GPL COPYING in a subfolder is not
+    gpl = license_text("gpl-2.0")
+    out, _ = detect(
+        [
+            make_file(forge, "LICENSE"),
+            make_file(gpl, "COPYING"),
+            make_file(gpl, "vendor/gnu/COPYING"),
+            make_file("var forge = {};\n", "lib/forge.js"),
+            make_file("int x;\n", "vendor/gnu/x.c"),
+        ]
+    )
+    got = labels(out)
+    assert got["lib/forge.js"] == (F.PERMISSIVE, ("BSD-3-Clause OR GPL-2.0-only",))
+    assert got["vendor/gnu/x.c"] == (F.NON_PERMISSIVE, ("BSD-3-Clause OR GPL-2.0-only", "GPL-2.0-only"))
+
+
+def test_choice_in_one_file_and_texts_beside_it():
+    """packaging's LICENSE offers Apache-2.0 or BSD; LICENSE.APACHE and LICENSE.BSD hold the texts."""
+    docs = [
+        make_file(fixture_text(f"packaging-26.4.{name}"), name)
+        for name in ("LICENSE", "LICENSE.APACHE", "LICENSE.BSD")
+    ]
+    out, _ = detect([*docs, make_file("x = 1\n", "src/packaging/version.py")])
+    license_type, found = labels(out)["src/packaging/version.py"]
+    assert license_type == F.PERMISSIVE
+    assert "Apache-2.0 OR BSD-3-Clause" in found  # the choice, as ScanCode reads the LICENSE
+    assert "Apache-2.0" not in found  # LICENSE.APACHE is an alternative's text, folded into the choice
+
+
+def test_scan_license_text_keeps_scancode_expressions():
+    from stackcoder.data.license import scan_license_text
+
+    assert scan_license_text(fixture_text("node-forge-1.3.1.LICENSE"), approximate=False) == (
+        "(BSD-3-Clause OR GPL-2.0-only) AND BSD-3-Clause",
+        "GPL-2.0-only",
+    )
+    assert scan_license_text(MIT_COPYRIGHT) == ("MIT",)
 
 
 def test_shipped_list_matches_installed_scancode():

@@ -164,3 +164,18 @@ def test_steps_take_their_recipe_sections_with_the_same_defaults():
     assert [n for n, _ in built.benchmark_paths] == [n for n, _ in default.benchmark_paths] == ["humaneval"]
     assert MalwareScanner(**recipe["malware"]).database == MalwareScanner().database == ""
     assert OptOutFilter(**recipe["opt_out"]).patterns == OptOutFilter().patterns == []
+
+
+def test_user_patterns_name_people_not_repositories(tmp_path):
+    # `user:login` opts a GitHub user out of the issue and pull-request parts (data/gharchive)
+    path = tmp_path / "optout.txt"
+    path.write_text("user:Jane-Doe   # her comments and PRs\nuser:bot-*\noctocat\n")
+    patterns = merge_optout(load_optout(path))
+    assert patterns == ["octocat", "user:bot-*", "user:jane-doe"]
+    matcher = OptOutMatcher(patterns)
+    assert matcher.matches_user("JANE-DOE") and matcher.matches_user("bot-runner")
+    assert not matcher.matches_user("octocat") and not matcher.matches_user(None)
+    assert not matcher.matches("jane-doe/project") and not matcher.matches("user/x")
+    (tmp_path / "bad.txt").write_text("user:a b\n")
+    with pytest.raises(UserError, match="user:login"):
+        load_optout(tmp_path / "bad.txt")

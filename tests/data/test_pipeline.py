@@ -13,6 +13,7 @@ import pytest
 
 from data.readers.builders import Git
 from stackcoder.data import fields as F
+from stackcoder.data.executor import RunOptions
 from stackcoder.data.pipeline import BuildConfig, build
 
 pytest.importorskip("licensedcode", reason="scancode-toolkit is not installed")
@@ -56,7 +57,9 @@ def read(folder: Path) -> list[dict]:
 def built(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pipeline")
     sources = [str(REPOS / a) for a in ARCHIVES] + [str(git_repo_of(REPOS / "go-isatty", tmp / "go-isatty"))]
-    result = build(BuildConfig(sources=sources, output=tmp / "out", workers=1, progress=False))
+    result = build(
+        BuildConfig(sources=sources, output=tmp / "out", run=RunOptions(workers=1, progress=False))
+    )
     kept = {(r[F.REPO_NAME], r[F.PATH]): r for r in read(tmp / "out" / "files")}
     removed = {(r[F.REPO_NAME], r[F.PATH]): r for r in read(tmp / "out" / "removed")}
     return result, sources, kept, removed
@@ -138,10 +141,14 @@ def test_rerun_resumes_and_other_settings_are_refused(built, tmp_path):
     from stackcoder.errors import UserError
 
     result, sources, kept, _ = built
-    again = build(BuildConfig(sources=sources, output=result.output, workers=1, progress=False))
+    again = build(
+        BuildConfig(sources=sources, output=result.output, run=RunOptions(workers=1, progress=False))
+    )
     assert again.stats == result.stats  # every task already complete: nothing rerun, same stats
     with pytest.raises(UserError, match="other settings"):
-        build(BuildConfig(sources=sources[:2], output=result.output, workers=1, progress=False))
+        build(
+            BuildConfig(sources=sources[:2], output=result.output, run=RunOptions(workers=1, progress=False))
+        )
 
 
 def test_opted_out_repository_appears_in_no_output(tmp_path):
@@ -160,8 +167,7 @@ def test_opted_out_repository_appears_in_no_output(tmp_path):
             output=out,
             repo_metadata=str(meta),
             opt_out_files=[str(optout)],
-            workers=1,
-            progress=False,
+            run=RunOptions(workers=1, progress=False),
         )
     )
     assert result.stats["totals"]["files_opted_out"] == 7  # every file of jsonify's tarball

@@ -16,6 +16,18 @@ def test_default_recipe_has_published_numbers():
     assert r["filters"]["encoded_data"]["max_match_length"] == 1_024
     assert r["filters"]["data_format_lines"]["max_lines"] == 512
     assert r["license"]["keep_classes"] == ["permissive", "no_license"]
+    assert r["license"]["dep5"] is True  # ours: Debian copyright files license what they name
+
+
+def test_license_switches_reach_the_license_step(tmp_path):
+    from stackcoder.data.license import LicenseDetector
+    from stackcoder.data.pipeline import Layout, filter_pass
+
+    f = tmp_path / "r.toml"
+    f.write_text("[license]\ndep5 = false\n")
+    for recipe, expected in ((load_recipe(), True), (load_recipe(f), False)):
+        steps = filter_pass(recipe, [], Layout(tmp_path / "out"), 1, []).steps
+        assert next(s for s in steps if isinstance(s, LicenseDetector)).dep5 is expected
 
 
 def test_override_merges_one_value(tmp_path):

@@ -107,13 +107,12 @@ def test_generate_stream_events_add_up(client, library):
 
 
 def test_openai_completions_build_the_fim_prompt(client, library, serve_checkpoint):
+    """In the server's default FIM order, SPM (docs/serve.md: an edit at the cursor keeps the rest of
+    the prompt cached): <fim_prefix><fim_suffix>suffix<fim_middle>prefix."""
     run, tok = library
-    fim = [
-        tok.token_to_id("<fim_prefix>"),
-        *tok.encode("def f(x):\n    ").ids,
-        tok.token_to_id("<fim_suffix>"),
-    ]
+    fim = [tok.token_to_id("<fim_prefix>"), tok.token_to_id("<fim_suffix>")]
     fim += [*tok.encode("\n    return y\n").ids, tok.token_to_id("<fim_middle>")]
+    fim += tok.encode("def f(x):\n    ").ids
     r = client.post(
         "/v1/completions",
         json={"prompt": "def f(x):\n    ", "suffix": "\n    return y\n", "max_tokens": 20, "temperature": 0},
@@ -136,7 +135,7 @@ def test_infill_puts_other_files_first_as_repository_context(client, library):
     text = tok.decode(ids, skip_special_tokens=False)
     assert (
         text == "<repo_name>me/proj<file_sep>util.py\ndef one():\n    return 1\n"
-        "<file_sep><fim_prefix>main.py\nx = <fim_suffix>\n<fim_middle>"
+        "<file_sep><fim_prefix><fim_suffix>\n<fim_middle>main.py\nx = "
     )
     req = {
         "input_prefix": "x = ",

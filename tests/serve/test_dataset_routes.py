@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
+from conftest import random_text
 from stackcoder.index.portrait import normalize
 from stackcoder.index.service import DatasetIndex
 from stackcoder.serve.app import create_app
@@ -96,6 +97,42 @@ def test_attribution_finds_copied_text_with_its_license(index_dir, a_file):
     assert src.license_type == a_file["license_type"] and src.detected_licenses == list(
         a_file["detected_licenses"]
     )
+
+
+@pytest.mark.parametrize(("size", "seed"), [(5_000, 0), (20_000, 1), (100_000, 2)])
+def test_random_text_is_not_in_the_data(client, index_dir, size, seed):
+    """~1% of the offsets of any text hit the filters by chance: neither /overlap nor attribution
+    may report them (issue 13)."""
+    text = random_text(size, seed, "code" if seed % 2 else "chars")
+    assert client.post("/overlap", json={"document": text}).json() == {"spans": []}
+    assert asyncio.run(attribute(DatasetIndex(index_dir), text)) == []
+
+
+def test_a_pasted_slice_is_found_by_overlap_and_attribution(client, index_dir, a_file):
+    piece = a_file["content"][600:1000]
+    before = random_text(2_000, 5)
+    text = before + piece + random_text(2_000, 6)
+    [[start, end]] = client.post("/overlap", json={"document": text}).json()["spans"]
+    assert len(before) <= start and end <= len(before) + len(piece) and end - start >= 300
+    spans = asyncio.run(attribute(DatasetIndex(index_dir), text))
+    best = max(spans, key=lambda s: s.end - s.start)
+    assert (best.start, best.end) == (start, end) and best.confirmed and best.admitted_by == "confirmed"
+    assert a_file["repo_name"] in {s.repo_name for s in best.sources}
+    assert all(start <= s.start and s.end <= end for s in spans)
+
+
+def test_the_server_threshold_gives_the_raw_view(serve_checkpoint, index_dir):
+    text = random_text(5_000, 0)
+    config = ServeConfig(model=str(serve_checkpoint), index=str(index_dir), index_max_chance=1.0)
+    with TestClient(create_app(config)) as c:
+        ranges = c.post("/overlap", json={"document": text}).json()["spans"]
+    assert len(ranges) > 10  # every chance hit, as before issue 13
+    with pytest.raises(ValueError, match="--index"):
+        ServeConfig(model=str(serve_checkpoint), index_max_chance=1.0)
+    from stackcoder.errors import UserError
+
+    with pytest.raises(UserError, match="not a probability"):
+        create_app(ServeConfig(model=str(serve_checkpoint), index=str(index_dir), index_max_chance=-1))
 
 
 def test_without_an_index_the_routes_say_how_to_get_one(bare):

@@ -69,7 +69,9 @@ def test_loss_falls_and_the_model_loads_in_transformers(tokens, tmp_path):
         assert torch.allclose(ours(x)[0], theirs(x).logits, atol=1e-4)
 
 
-def test_killed_run_resumes_with_identical_losses(tokens, tmp_path):
+@pytest.mark.parametrize("data", ["tokens", "mix_tokens"])
+def test_killed_run_resumes_with_identical_losses(data, tmp_path, request):
+    tokens = request.getfixturevalue(data)  # documents alone, or a mix of every kind of source
     args = [
         "--data",
         str(tokens),
@@ -100,6 +102,15 @@ def test_killed_run_resumes_with_identical_losses(tokens, tmp_path):
 
     assert losses(run) == losses(tmp_path / "whole")
     assert losses(run, "eval_loss") == losses(tmp_path / "whole", "eval_loss")
+    # the epochs each source has seen, and with a mix each source's held-out loss, resume too
+    assert losses(run, "epochs") == losses(tmp_path / "whole", "epochs")
+    assert losses(run, "eval_losses") == losses(tmp_path / "whole", "eval_losses")
+    names = [s["name"] for s in json.loads((tokens / "tokens.json").read_text())["sources"]]
+    epochs = losses(run, "epochs")
+    assert list(epochs[40]) == names and sum(epochs[40].values()) > 0
+    assert all(epochs[40][n] >= epochs[20][n] for n in names)
+    if data == "mix_tokens":
+        assert set(losses(run, "eval_losses")[40]) == set(names)
     a, b = (
         load_file(run / "model" / "model.safetensors"),
         load_file(tmp_path / "whole" / "model" / "model.safetensors"),
@@ -108,13 +119,14 @@ def test_killed_run_resumes_with_identical_losses(tokens, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
-def test_two_processes_match_one(tokens, tmp_path, parallel):
+@pytest.mark.parametrize(("parallel", "data"), [("ddp", "tokens"), ("fsdp", "tokens"), ("ddp", "mix_tokens")])
+def test_two_processes_match_one(tmp_path, parallel, data, request):
+    tokens = request.getfixturevalue(data)
     args = [
         "--data",
         str(tokens),
         "--max-steps",
-        "6",
+        "6" if data == "tokens" else "40",  # a mix: long enough to finish documents of some sources
         "--log-every",
         "1",
         "--eval-every",
@@ -131,6 +143,9 @@ def test_two_processes_match_one(tokens, tmp_path, parallel):
     e1, e2 = losses(tmp_path / "one", "eval_loss"), losses(tmp_path / "two", "eval_loss")
     assert e1.keys() == e2.keys() and all(e2[s] == pytest.approx(e1[s], rel=1e-4) for s in e1)
     assert json.loads((tmp_path / "two" / "config.json").read_text())["world_size"] == 2
+    # the documents of each source read so far: the same stream, whatever the number of ranks
+    epochs = losses(tmp_path / "one", "epochs")
+    assert epochs == losses(tmp_path / "two", "epochs") and sum(epochs[max(epochs)].values()) > 0
 
 
 def test_second_stage_starts_from_the_first(tokens, tmp_path):

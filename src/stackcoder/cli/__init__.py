@@ -21,10 +21,12 @@ VERBS = [
     "tokenizer",
     "tokenize",
     "train",
+    "finetune",
     "generate",
     "serve",
     "eval",
     "index",
+    "status",
     "demo",
     "optout",
 ]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
+from stackcoder.cli.run_flags import add_run_flags, run_options
 from stackcoder.errors import UserError
 
 
@@ -22,10 +22,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         epilog=(
             "A SOURCE is a directory (one repository), a git repository (work tree or bare; the default "
             "branch's latest commit is read), an archive (.tar.gz .tgz .tar.bz2 .tar.xz .zip: an sdist or "
-            "npm tarball is one repository) or a Parquet/JSONL file of The Stack v2 records."
+            "npm tarball is one repository) or a Parquet/JSONL file of The Stack v2 records. The "
+            ".ipynb files of every SOURCE also become DIR/jupyter_scripts/ and DIR/jupyter_structured/ "
+            "(recipe [jupyter], docs/sources.md)."
         ),
     )
-    p.add_argument("sources", nargs="+", metavar="SOURCE", help="repositories to read")
+    p.add_argument(
+        "sources", nargs="*", metavar="SOURCE", help="repositories to read (optional with --events or --text)"
+    )
     p.add_argument("-o", "--output", required=True, type=Path, metavar="DIR", help="output directory")
     p.add_argument(
         "--repos-dir",
@@ -49,7 +53,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="FILE",
-        help="owners and owner/repo patterns to drop, one per line (repeatable; see `stackcoder optout`)",
+        help="owners and owner/repo patterns to drop, one per line; user:LOGIN drops a person's issues, "
+        "PRs and comments (repeatable; see `stackcoder optout`)",
+    )
+    p.add_argument(
+        "--events",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="GHArchive hourly dump (.json.gz), or a directory of them: also build DIR/issues/ and "
+        "DIR/pull_requests/; PR files are read from the git SOURCEs (repeatable; docs/gharchive.md)",
     )
     p.add_argument(
         "--benchmark",
@@ -59,11 +72,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="decontaminate against a local benchmark file: mbpp, apps, gsm8k, ds1000 (HumanEval built in)",
     )
     p.add_argument(
-        "-w",
-        "--workers",
-        type=int,
-        default=os.cpu_count() or 1,
-        help="tasks run at the same time (default: number of cores)",
+        "--text",
+        action="append",
+        default=[],
+        metavar="[KIND=]FILE",
+        help="also build DIR/text/KIND/ from JSONL(.gz)/Parquet records with a `text` field "
+        "(documentation, Q&A, math...; repeatable; the kind's steps: recipe [text], docs/sources.md)",
     )
     p.add_argument(
         "--tasks",
@@ -72,11 +86,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="split the sources into this many tasks (default: one per source, at most 32); "
         "the output does not depend on --workers or --executor",
     )
-    p.add_argument("--executor", choices=["local", "ray"], default="local", help="datatrove executor")
-    p.add_argument("--ray-address", metavar="ADDR", help="join this Ray cluster (default: start a local one)")
     p.add_argument("--overwrite", action="store_true", help="replace a build with other settings in DIR")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
     p.add_argument("-v", "--verbose", action="store_true", help="show datatrove's log")
+    add_run_flags(p)  # -q/--quiet also leaves out the summary
     p.set_defaults(run=run)
 
 
@@ -101,20 +113,25 @@ def run(args: argparse.Namespace) -> int:
         recipe=args.recipe,
         opt_out_files=args.opt_out,
         benchmark_files=benchmarks,
-        workers=args.workers,
+        texts=args.text,
+        events=args.events,
         tasks=args.tasks,
-        executor=args.executor,
-        ray_address=args.ray_address,
         overwrite=args.overwrite,
-        progress=not args.quiet,
+        run=run_options(args),
     )
     result = build(config)
+    out = result.output
+    if result.stats is None:
+        print(f"submitted to Slurm; follow it with: stackcoder status {out} --wait  (logs: {out / 'logs'})")
+        return 0
     if not args.quiet:
         print(format_summary(result.stats))
         print()
-    out = result.output
     print(f"files:     {out / 'files'}")
     print(f"documents: {out / 'documents'}")
+    for part, stats in result.stats.get("parts", {}).items():  # notebooks, --text kinds (recipe.md §6)
+        if stats["totals"]["files_kept"]:
+            print(f"{part + ':':<10} {out / part}")
     print(f"removed:   {out / 'removed'}")
     print(f"stats:     {out / 'stats.json'}")
     print(f"card:      {out / 'README.md'}")

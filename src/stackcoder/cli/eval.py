@@ -31,6 +31,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("files", nargs="*", metavar="FILE", help="for compare: two --output files")
     src = p.add_argument_group("where completions come from")
     src.add_argument("--model", metavar="DIR", help="a Hugging Face-layout StarCoder2 checkpoint")
+    src.add_argument(
+        "--quantize",
+        choices=["int8", "int4"],
+        help="with --model: weight-only int8/int4 linears (docs/model.md)",
+    )
+    src.add_argument(
+        "--adapter", metavar="DIR", help="with --model: a LoRA adapter (`stackcoder finetune`'s RUN/adapter)"
+    )
     src.add_argument("--server", metavar="URL", help="a TGI- or OpenAI-shaped completion server")
     src.add_argument("--api", choices=["auto", "tgi", "openai"], default="auto", help="the server's shape")
     src.add_argument("--api-key", metavar="KEY", help="bearer token for --server")
@@ -85,6 +93,8 @@ def _backend(args: argparse.Namespace):  # noqa: ANN202
         api_key=args.api_key,
         batch_size=args.batch_size,
         concurrency=args.concurrency,
+        quantize=args.quantize,
+        adapter=args.adapter,
     )
 
 

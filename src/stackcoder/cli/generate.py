@@ -40,6 +40,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--dtype", choices=["float32", "bfloat16", "float16"], help="compute dtype (default: as stored)"
     )
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.add_argument(
+        "--quantize",
+        choices=["int8", "int4"],
+        help="weight-only quantization of the blocks' linears while loading (compute in bfloat16): "
+        "int8 ~half and int4 ~a quarter of the bf16 memory, faster decoding on CPUs (docs/model.md)",
+    )
+    p.add_argument(
+        "--adapter",
+        metavar="DIR",
+        help="a LoRA adapter for --model in PEFT's format (`stackcoder finetune`'s RUN/adapter)",
+    )
     p.set_defaults(run=run)
 
 
@@ -76,7 +87,13 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(e)) from e
     load_config(args.model)  # a clear error for a wrong directory before anything else
     tokenizer = load_tokenizer(args.model)
-    model = load_model(args.model, dtype=DTYPES.get(args.dtype), device=torch.device(args.device))
+    model = load_model(
+        args.model, dtype=DTYPES.get(args.dtype), device=torch.device(args.device), quantize=args.quantize
+    )
+    if args.adapter:
+        from stackcoder.model.lora import apply_adapter
+
+        model = apply_adapter(model, args.adapter)
     ids = (
         fim_prompt(tokenizer, prompt, args.suffix)
         if args.suffix is not None

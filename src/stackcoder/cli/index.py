@@ -10,10 +10,13 @@ from pathlib import Path
 
 from stackcoder.errors import UserError
 
+DEFAULT_MAX_CHANCE = 1e-6  # stackcoder.index.service.DEFAULT_MAX_CHANCE, without importing tantivy for --help
 INDEX_HELP = "a directory written by `stackcoder index build`"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from stackcoder.cli.run_flags import add_run_flags
+
     p = sub.add_parser(
         "index",
         help="membership test, search and whois over a built dataset (Data Portrait + full-text index)",
@@ -53,26 +56,37 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="S",
         help="index shards (tasks); default: one per GiB of content, at least --workers",
     )
-    b.add_argument(
-        "--workers", type=int, default=1, metavar="N", help="tasks run at once; default: %(default)s"
-    )
-    b.add_argument("--executor", choices=["local", "ray"], default="local", help="default: %(default)s")
-    b.add_argument("--ray-address", metavar="ADDR", help="an existing Ray cluster (default: start one here)")
     b.add_argument("--overwrite", action="store_true", help="replace an existing index at OUTPUT")
-    b.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_run_flags(b)
     b.set_defaults(run=run_build)
 
     q = actions.add_parser(
         "query",
         help="which spans of a text are in the data, with chance probabilities and sources (JSON)",
         description="Test every offset of the text against the Bloom filters; chains of hits are spans. "
-        "Each span is printed with start/end (character offsets in the text as given), the chained n-gram "
-        "count, chance_probability (measured false-positive rate ** n-grams), and the dataset files that "
-        "hold it (repo_name, path, blob_id, license_type, detected_licenses, revision_id), confirmed by "
-        "the full-text index.",
+        "A span is reported when chance does not explain it: the full-text index confirms its text "
+        "(admitted_by: confirmed), or its chain of n-grams makes chance_probability (measured "
+        "false-positive rate ** n-grams) at most --max-chance (admitted_by: chain). Lone hits are about "
+        "1% of the offsets of any text and are left out; `covered` counts reported spans only. Each span "
+        "is printed with start/end (character offsets in the text as given), the chained n-gram count, "
+        "chance_probability, and the dataset files that hold it (repo_name, path, blob_id, license_type, "
+        "detected_licenses, revision_id). docs/index.md explains the rule.",
     )
     q.add_argument("file", nargs="?", metavar="FILE", help="the text to test (default: standard input)")
     q.add_argument("--index", "-i", required=True, metavar="INDEX_DIR", help=INDEX_HELP)
+    q.add_argument(
+        "--max-chance",
+        type=float,
+        default=DEFAULT_MAX_CHANCE,
+        metavar="P",
+        help="report unconfirmed spans whose chance probability is at most P (about P × characters of "
+        "random text pass); 1 reports every hit; default: %(default)s",
+    )
+    q.add_argument(
+        "--all-hits",
+        action="store_true",
+        help="the raw view: every span the filters find, those chance explains with admitted_by null",
+    )
     q.add_argument(
         "--min-ngrams",
         type=int,
@@ -85,9 +99,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=10,
         metavar="N",
-        help="source files listed per span; default: %(default)s",
+        help="source files listed per span (0: none, and spans a chain admits are not looked up); "
+        "default: %(default)s",
     )
-    q.add_argument("--confirmed-only", action="store_true", help="only spans the full-text index confirms")
+    q.add_argument(
+        "--confirmed-only",
+        action="store_true",
+        help="only spans the full-text index confirms (--max-chance 0: no chain admits a span alone)",
+    )
     q.set_defaults(run=run_query)
 
     s = actions.add_parser(
@@ -141,6 +160,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
+    from stackcoder.cli.run_flags import run_options
     from stackcoder.data.executor import configure_logs
     from stackcoder.index.build import IndexConfig, build_index
 
@@ -152,13 +172,13 @@ def run_build(args: argparse.Namespace) -> int:
             fpr=args.fpr,
             capacity=args.capacity,
             shards=args.shards,
-            workers=args.workers,
-            executor=args.executor,
-            ray_address=args.ray_address,
-            progress=not args.no_progress and sys.stderr.isatty(),
             overwrite=args.overwrite,
+            run=run_options(args),
         )
     )
+    if s is None:
+        print(f"submitted to Slurm; follow it with: stackcoder status {args.output} --wait")
+        return 0
     print(
         f"{s['files']:,} files of {s['repositories']:,} repositories in {s['shards']} "
         f"shard{'s' if s['shards'] != 1 else ''}: "
@@ -182,18 +202,27 @@ def _read(file: str | None) -> str:
 
 
 def run_query(args: argparse.Namespace) -> int:
-    from stackcoder.index.service import DatasetIndex
+    from stackcoder.index.service import DatasetIndex, min_chain
 
     if args.min_ngrams < 1 or args.sources < 0:
         raise UserError("--min-ngrams must be at least 1 and --sources at least 0")
+    if not 0 <= args.max_chance <= 1:
+        raise UserError(f"--max-chance {args.max_chance} is not a probability: give one in [0, 1], e.g. 1e-6")
     index = DatasetIndex(args.index)
     text = _read(args.file)
-    spans = index.query(text, min_ngrams=args.min_ngrams, sources=args.sources)
+    # confirmed only: no chain admits a span unconfirmed, so every span goes to the full-text pass
+    max_chance = 0.0 if args.confirmed_only else args.max_chance
+    spans = index.query(
+        text, min_ngrams=args.min_ngrams, sources=args.sources, max_chance=max_chance, all_hits=args.all_hits
+    )
     if args.confirmed_only:
         spans = [s for s in spans if s["confirmed"]]
     out = {
         "length": len(text),
         "measured_fpr": round(index.portrait.fpr, 6),
+        "max_chance": max_chance,
+        "min_chain": min_chain(index.portrait.fpr, max_chance),
+        "all_hits": args.all_hits,
         "covered": sum(e - s for s, e in _merged(spans)),
         "spans": spans,
     }

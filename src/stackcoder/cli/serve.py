@@ -35,6 +35,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     p.add_argument(
+        "--quantize",
+        choices=["int8", "int4"],
+        help="weight-only int8/int4 linears, quantized while loading (bfloat16 compute; docs/model.md)",
+    )
+    p.add_argument(
+        "--adapter",
+        metavar="DIR",
+        help="a LoRA adapter for --model in PEFT's format (`stackcoder finetune`'s RUN/adapter); "
+        "/v1/models then names it: MODEL+ADAPTER",
+    )
+    p.add_argument(
         "--max-batch",
         type=int,
         default=16,
@@ -55,10 +66,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--timeout", type=float, default=120.0, metavar="S", help="per-request limit; default: %(default)s"
     )
     p.add_argument(
+        "--prefix-cache-mb",
+        type=int,
+        default=1024,
+        metavar="MB",
+        help="memory for the keys and values of recent prompts: a prompt that starts like a cached one "
+        "(an editor resending its window) prefills only the rest; 0 turns it off; default: %(default)s",
+    )
+    p.add_argument(
+        "--fim-order",
+        default="spm",
+        choices=["spm", "psm"],
+        help="order of the FIM prompts the server builds (OpenAI suffix, /infill): spm (suffix first: "
+        "an edit at the cursor keeps the rest cached) or psm; default: %(default)s",
+    )
+    p.add_argument(
         "--index",
         metavar="INDEX_DIR",
         help="a `stackcoder index build` directory: enables /overlap, /search, attribution of completions "
         "and the playground's search box",
+    )
+    p.add_argument(
+        "--index-max-chance",
+        type=float,
+        metavar="P",
+        help="/overlap and attribution report a span the full-text index does not confirm only when its "
+        "chance probability is at most P (1: every hit of the Bloom filters); default: 1e-6",
     )
     p.add_argument(
         "--model-id", metavar="NAME", help="the name /v1/models reports (default: the directory's name)"
@@ -83,11 +116,16 @@ def run(args: argparse.Namespace) -> int:
             cors_origins=args.cors,
             device=args.device,
             dtype=args.dtype,
+            quantize=args.quantize,
+            adapter=args.adapter,
             max_batch=args.max_batch,
             max_queue=args.max_queue,
             max_new_tokens=args.max_new_tokens,
             timeout_s=args.timeout,
+            prefix_cache_mb=args.prefix_cache_mb,
+            fim_order=args.fim_order,
             index=args.index,
+            index_max_chance=args.index_max_chance,
             **kwargs,
         )
     except ValueError as e:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from stackcoder.cli.run_flags import add_slurm_flags, slurm_options
+from stackcoder.train.slurm import TrainJob
+
 # flag -> (section, field): what changes per invocation; everything else lives in the config file
 OVERRIDES = {
     "data": ("data", "path"),
@@ -38,7 +41,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "DIR/metrics.jsonl, DIR/loss.png, DIR/checkpoints/step-N (Hugging Face layout plus optimizer and "
             "loader state) and DIR/model (the final weights). Rerunning the same command resumes from the "
             "newest checkpoint with the same losses as an uninterrupted run. Under torchrun "
-            "(`torchrun --nproc-per-node N -m stackcoder train ...`) it trains data-parallel."
+            "(`torchrun --nproc-per-node N -m stackcoder train ...`) it trains data-parallel; with "
+            "--slurm-nodes N the same command is submitted to Slurm as DIR/slurm/train.sbatch (srun "
+            "torchrun on N nodes), which resumes when submitted again."
         ),
         epilog=f"presets: {', '.join(PRESETS)} (stackcoder.train.presets; a config file's `preset =`)",
     )
@@ -76,6 +81,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--print-config", action="store_true", help="print the resolved config as TOML-able JSON and exit"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
+    g = p.add_argument_group("on Slurm (docs/training.md, docs/scaling.md)")
+    g.add_argument(
+        "--slurm-nodes",
+        type=int,
+        metavar="N",
+        help="submit this run to Slurm on N nodes (one torchrun per node) instead of training here",
+    )
+    g.add_argument(
+        "--gpus-per-node",
+        type=int,
+        default=TrainJob.gpus_per_node,
+        metavar="G",
+        help="default: %(default)s (CPU)",
+    )
+    g.add_argument(
+        "--nproc-per-node", type=int, metavar="P", help="processes per node; default: one per GPU, else one"
+    )
+    add_slurm_flags(g, TrainJob(1).options, "each node (one srun task per node)")
     p.set_defaults(run=run)
 
 
@@ -94,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         print(json.dumps(cfg.to_dict(), indent=2))
         return 0
+    if args.slurm_nodes is not None:
+        return run_on_slurm(args)
     from stackcoder.train.trainer import train
 
     result = train(
@@ -104,4 +129,35 @@ def run(args: argparse.Namespace) -> int:
         print(f"done: step {result.step}, loss {result.loss:.4f}{held_out}")
     print(f"model: {result.model_dir}  (stackcoder generate --model {result.model_dir} 'def fib(n):')")
     print(f"metrics: {result.output / 'metrics.jsonl'}, loss curve: {result.output / 'loss.png'}")
+    return 0
+
+
+def run_on_slurm(args: argparse.Namespace) -> int:
+    """Submit the same command (less the Slurm flags) as an sbatch script; follow it with --wait."""
+    from pathlib import Path
+
+    from stackcoder.train import slurm
+
+    job = TrainJob(
+        nodes=args.slurm_nodes,
+        gpus_per_node=args.gpus_per_node,
+        nproc_per_node=args.nproc_per_node,
+        cpus_per_node=args.cpus_per_task,
+        options=slurm_options(args),
+    )
+    train_args = ["--output", args.output]
+    for flag in ("config", "preset", *OVERRIDES):
+        if (value := getattr(args, flag)) is not None:
+            train_args += [f"--{flag.replace('_', '-')}", str(value)]
+    if args.overwrite:  # the trainer's rule: only a run with other settings is discarded
+        train_args.append("--overwrite")
+    output = Path(args.output)
+    job_id, new = slurm.submit(job, train_args, output)
+    log = slurm.log_of(output, job_id, job.options.logs)
+    what = "submitted" if new else "already queued (nothing submitted)"
+    print(f"training job {job_id} {what}: {output / slurm.SLURM_DIR / slurm.SCRIPT}; log: {log}")
+    if job.options.wait:
+        text = slurm.wait(output, job_id, job.options.logs)
+        done = [line for line in text.splitlines() if line.startswith(("done:", "model:"))]
+        print("\n".join(done[-2:]) or f"job {job_id} finished")
     return 0

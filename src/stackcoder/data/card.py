@@ -62,7 +62,14 @@ def front_matter(stats: dict[str, Any], recipe: dict[str, Any]) -> dict[str, Any
         "task_categories": ["text-generation"],
         "tags": ["code", "the-stack-v2", "starcoder2", "stackcoder"],
         "size_categories": [size_category(n_files)],
-        "configs": [config("files", default=True), config("documents")],
+        "configs": [config("files", default=True), config("documents")]
+        # the other sources (recipe.md §6): one config per part that kept records, named by its
+        # folder ("/" -> "_"); a part without records has no files to load
+        + [
+            {**config(name), "config_name": name.replace("/", "_")}
+            for name, part in stats.get("parts", {}).items()
+            if part["totals"]["files_kept"]
+        ],
     }
 
 
@@ -193,6 +200,128 @@ def sources_section(stats: dict[str, Any], sources: list[dict[str, Any]]) -> lis
     return lines + [""]
 
 
+def parts_section(stats: dict[str, Any]) -> list[str]:
+    """The other sources (recipe.md §6): records seen and kept per part, and why the rest went."""
+    parts = {k: v for k, v in (stats.get("parts") or {}).items() if v["totals"]["files_seen"]}
+    if not parts:
+        return []
+    rows = []
+    for name, part in parts.items():
+        t = part["totals"]
+        removed: Counter[str] = Counter()
+        for stage in part["stages"]:
+            for reason, cell in stage["removed"].items():
+                removed[f"{stage['stage']}: {reason}"] += cell["files"]
+        top = ", ".join(f"{k} {_n(v)}" for k, v in removed.most_common(4)) or "-"
+        rows.append([f"`{name}`", _n(t["files_seen"]), _n(t["files_kept"]), _n(t["bytes_kept"]), top])
+    lines = ["## Other sources", ""]
+    lines += [
+        "Training texts besides source files (StarCoder2's other sources): each part is a folder of "
+        "Parquet files with the text in `text`, deduplicated within itself; `removed/<part>/` holds "
+        "every removed record with its stage and reason. The funnel per stage is in `stats.json` "
+        "(`parts`).",
+        "",
+    ]
+    lines += _table(["part", "records seen", "records kept", "bytes kept", "removed (top reasons)"], rows)
+    return lines + [""]
+
+
+MIX_TITLE = "## Training mix"
+
+
+def _source_size(stats: dict[str, Any], name: str) -> tuple[int | None, int | None]:
+    """Records and bytes of a source from the build's stats (documents: rows and their files' bytes)."""
+    if name == "documents" and "documents" in stats:
+        return stats["documents"].get("parts"), stats["documents"].get("bytes")
+    part = (stats.get("parts") or {}).get(name)
+    if part:
+        return part["totals"]["files_kept"], part["totals"]["bytes_kept"]
+    return None, None
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def mix_section(stats: dict[str, Any], tokens: dict[str, Any] | None = None) -> list[str]:
+    """The training mix as the paper's Table 4 (recipe.md §6): per source its records, bytes and,
+    once `stackcoder tokenize` has run (``tokens``: its ``tokens.json``), tokens, share of the
+    training tokens, epochs or weight, probability per document and FIM."""
+    lines = [MIX_TITLE, ""]
+    header = ["source", "records", "bytes", "train tokens", "valid tokens", "share of train tokens"]
+    header += ["epochs / weight", "epochs per pass", "P(next document)", "FIM"]
+    rows = []
+    if tokens and tokens.get("sources"):
+        given = tokens.get("mix", "epochs")
+        for src in tokens["sources"]:
+            records, size = _source_size(stats, src["name"])
+            docs = src["train"]["documents"] + src["valid"]["documents"]
+            if given == "epochs":
+                spec = f"{src['epochs']:g} epoch" + ("" if src["epochs"] == 1 else "s")
+            else:
+                spec = f"weight {src['weight']:g}"
+            rows.append(
+                [f"`{src['name']}`", _n(records if records is not None else docs), _n(size)]
+                + [_n(src["train"]["tokens"]), _n(src["valid"]["tokens"]), _pct(src["token_share"])]
+                + [spec, f"{src['epochs_per_pass']:.2f}", f"{src['probability']:.4f}", src["fim"]]
+            )
+        held_out = len(tokens.get("valid_repositories", []))
+        tokenizer = tokens.get("tokenizer")
+        lines += [
+            f"The sources `stackcoder tokenize` made training tokens of (tokenizer `{tokenizer}`, "
+            f"{held_out:,} held-out repositories in `valid`), as StarCoder2's Table 4 lists its "
+            "sources. The trainer draws the source of each next document with the probability "
+            "shown, so each source's expected share of the training tokens is the share column; "
+            "*epochs per pass* is how often each source has been seen once training has consumed "
+            "as many tokens as the train column sums to (scale it by the run's tokens). "
+            "`tokens.json` beside the shards has the same figures.",
+            "",
+        ]
+    else:
+        names = ["documents"] + [
+            n for n, p in (stats.get("parts") or {}).items() if p["totals"]["files_kept"]
+        ]
+        for name in names:
+            records, size = _source_size(stats, name)
+            rows.append([f"`{name}`", _n(records), _n(size)] + ["-"] * (len(header) - 3))
+        lines += [
+            "The sources a training run can draw from (StarCoder2's Table 4 lists its own). Token "
+            "counts and the mix appear here once `stackcoder tokenize DIR --tokenizer TOK` has run "
+            "(docs/training.md: `--epochs`, `--weight`, `--fim` per source).",
+            "",
+        ]
+    return lines + _table(header, rows) + [""]
+
+
+def update_card_mix(dataset: Path, tokens: dict[str, Any]) -> bool:
+    """Rewrite the mix section of ``dataset``'s card from a tokenization's ``tokens.json``; False when
+    ``dataset`` has no card (or no ``stats.json``) to update."""
+    card, stats_file = Path(dataset) / CARD, Path(dataset) / "stats.json"
+    if not card.is_file() or not stats_file.is_file():
+        return False
+    text = card.read_text(encoding="utf-8")
+    section = "\n".join(mix_section(json.loads(stats_file.read_text()), tokens))
+    start = text.find(MIX_TITLE + "\n")
+    if start < 0:  # a card written before the section existed: put it where write_card does
+        start = text.find("## Languages\n")
+        start = start if start >= 0 else len(text)
+        end = start
+    else:
+        nxt = text.find("\n## ", start + len(MIX_TITLE))
+        end = nxt + 1 if nxt >= 0 else len(text)
+    card.write_text(text[:start] + section + "\n" + text[end:], encoding="utf-8")
+    return True
+
+
+def _tokens_of(output_dir: Path) -> dict[str, Any] | None:
+    """``DIR/tokens/tokens.json`` when it is a tokenization of this very dataset."""
+    path = output_dir / "tokens" / "tokens.json"
+    if not path.is_file():
+        return None
+    info = json.loads(path.read_text())
+    return info if Path(info.get("dataset", "")).resolve() == output_dir.resolve() else None
+
+
 def languages_section(stats: dict[str, Any]) -> list[str]:
     langs = sorted(stats.get("languages", {}).items(), key=lambda kv: (-kv[1]["bytes"], kv[0]))
     total = sum(v["bytes"] for _, v in langs) or 1
@@ -213,9 +342,11 @@ def licenses_section(stats: dict[str, Any], recipe: dict[str, Any]) -> list[str]
     lines = ["## Licenses", ""]
     lines += [
         "This dataset has no single license (hence `license: other`): every file keeps the license of "
-        "the directory it came from. `detected_licenses` lists the SPDX ids ScanCode found in the "
-        "repository's license files, `license_type` their class: `permissive` (Blue Oak Council approved, "
-        "or ScanCode's Permissive / Public Domain categories), `no_license` (nothing detected: the "
+        "the directory it came from. `detected_licenses` lists the SPDX license expressions that apply "
+        "to the file (all of them: an id, or a choice such as `MIT OR Apache-2.0`), found by ScanCode in "
+        "the repository's license files or in a Debian `debian/copyright`, `license_type` their class: "
+        "`permissive` (Blue Oak Council approved, or ScanCode's Permissive / Public Domain categories; a "
+        "choice when one alternative is), `no_license` (nothing detected: the "
         "authors published the code without granting a license, and keep their rights) or "
         f"`non_permissive`. This build keeps {', '.join(f'`{c}`' for c in kept)}. Users must honour each "
         "file's license and attribution terms; detection is automatic and can be wrong.",
@@ -346,6 +477,8 @@ def write_card(
         "",
     ]
     lines += funnel_section(stats)
+    lines += parts_section(stats)
+    lines += mix_section(stats, _tokens_of(output_dir))
     lines += languages_section(stats)
     lines += licenses_section(stats, recipe)
     for key, title in SECTIONS.items():

@@ -1,25 +1,30 @@
-"""Run a list of steps on datatrove's local or Ray executor, with a progress bar.
+"""Run passes of steps on datatrove's local, Ray or Slurm executor (``RunOptions``), with a progress bar.
 
-Steps do not know where they run (style.md, datatrove). Both executors write per-task stats and
+Steps do not know where they run (style.md, datatrove). Every executor writes per-task stats and
 completion markers under the logging directory, so a rerun skips finished tasks: that is how a
-killed build resumes.
+killed build resumes. The local and Ray executors run the passes one after the other here; on Slurm
+(``data/slurm.py``) the whole chain is submitted at once, one job array per pass.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from datatrove.executor.local import LocalPipelineExecutor
 from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.logging import logger
+from datatrove.utils.stats import PipelineStats
 from tqdm import tqdm
 
+from stackcoder.data.options import EXECUTORS, RunOptions
 from stackcoder.errors import UserError
 
-EXECUTORS = ("local", "ray")
+__all__ = ["EXECUTORS", "Pass", "RunOptions", "configure_logs", "run_passes", "run_steps"]
 
 
 @dataclass
@@ -123,23 +128,66 @@ def _make(
     raise UserError(f"unknown executor {executor!r} (choose from {', '.join(EXECUTORS)})")
 
 
+def run_passes(
+    passes: list[Pass],
+    *,
+    logs: Path,
+    options: RunOptions,
+    finish: Callable[[], object] | None = None,
+    title: str = "build",
+) -> bool:
+    """Run ``passes`` in order, each in ``logs/<pass name>``, then ``finish()`` (what is written
+    from all the passes' output: stats, summaries). True when all of it is done; False when it was
+    submitted to Slurm without ``--wait`` and runs on without us."""
+    options.check()
+    if options.executor == "slurm":
+        from stackcoder.data.slurm import submit
+
+        return submit(passes, logs=logs, options=options, finish=finish, title=title)
+    for p in passes:
+        run_steps(p.steps, tasks=p.tasks, logging_dir=logs / p.name, options=options, desc=p.name)
+        merge_stats(logs / p.name, p.tasks)
+    if finish is not None:
+        finish()
+    return True
+
+
+def merge_stats(logging_dir: Path, tasks: int) -> None:
+    """``stats.json``: the per-task stats of every task of a pass, summed. The local executor writes
+    one for the tasks it ran itself (a resumed run would count only the resumed tasks); Slurm's
+    array tasks write none."""
+    parts = [logging_dir / "stats" / f"{rank:05d}.json" for rank in range(tasks)]
+    merged = sum(
+        (PipelineStats.from_json(json.loads(f.read_text())) for f in parts if f.is_file()), PipelineStats()
+    )
+    with open(logging_dir / "stats.json", "w") as out:
+        merged.save_to_disk(out)
+
+
 def run_steps(
     steps: list[PipelineStep],
     *,
     tasks: int,
-    workers: int,
     logging_dir: Path,
-    executor: str = "local",
-    ray_address: str | None = None,
-    progress: bool = True,
+    options: RunOptions | None = None,
     desc: str = "build",
 ) -> None:
-    """Run ``steps`` as ``tasks`` tasks, ``workers`` at a time; raise if any task did not complete."""
+    """Run ``steps`` as ``tasks`` tasks; raise if any task did not complete (on Slurm: submit them
+    and wait for them)."""
+    options = options or RunOptions()
+    options.check()
+    if options.executor == "slurm":
+        from stackcoder.data.slurm import submit
+
+        wait = replace(options, slurm=replace(options.slurm, wait=True))
+        submit([Pass(logging_dir.name, steps, tasks)], logs=logging_dir.parent, options=wait, title=desc)
+        return
     logging_dir.mkdir(parents=True, exist_ok=True)
-    runner = _make(executor, steps, tasks, workers, logging_dir, ray_address)
+    workers = options.workers_for(tasks)
+    runner = _make(options.executor, steps, tasks, workers, logging_dir, options.ray_address)
     stop = threading.Event()
     watcher = None
-    if progress:
+    if options.progress:
         watcher = threading.Thread(target=_watch, args=(logging_dir, tasks, stop, desc), daemon=True)
         watcher.start()
     try:

@@ -31,6 +31,12 @@ REMOVED_STAGE = "removed_stage"
 REMOVED_REASON = "removed_reason"
 REMOVED_DETAIL = "removed_detail"  # optional free text (e.g. which benchmark matched)
 
+# records of the other sources (recipe.md §6, ``data/parts``): notebooks, issues, text extras
+RECORD_ID = "id"  # unique within its part: ``repo_name:path`` for a notebook, the source's own id else
+TEXT = "text"  # the training text, in StarCoder2's format for its source, ending with <|endoftext|>
+RECORD_METADATA = "metadata"  # JSON object: what a source knows beyond the columns (kernel, input columns)
+NUMBER = "number"  # an issue's or pull request's number in its repository; null for other sources
+
 # license classes (recipe.md §1.2)
 PERMISSIVE = "permissive"
 NO_LICENSE = "no_license"

@@ -2,12 +2,16 @@
 
 Per repository: the host license (GitHub metadata, ``gha_license_id``) when known applies to every
 file and nothing is scanned, as The Stack v2 did; otherwise ScanCode scans the license-like files
-(``license_files.is_license_file``) and each SPDX id it finds applies to every file under that license
-file's directory. The class follows from the ids by the recipe's rule, with the roles pinned in
-``licenses/permissive.json`` (regenerate with ``scripts/make_permissive_list.py``): amendments (CLAs,
-DCO, patent grants, trademark/warranty notices) are ignored, ScanCode's unknown keys are dropped next
-to a permissive license, then ``permissive`` if every id left is permissive, ``non_permissive`` if
-any is not, ``no_license`` if none is left. See docs/license.md.
+(``license_files.is_license_file``) and each license expression it detects applies to every file
+under that license file's directory. Ours, not in the recipe (docs/license.md): a license choice
+(``MIT OR GPL-2.0-only``) is kept as an expression and judged as a choice, and a Debian
+``debian/copyright`` in the machine-readable format (``dep5.py``) applies each of its paragraphs to
+the files it names. The class follows from the expressions by the recipe's rule, with the roles
+pinned in ``licenses/permissive.json`` (regenerate with ``scripts/make_permissive_list.py``):
+amendments (CLAs, DCO, patent grants, trademark/warranty notices) are ignored, ScanCode's unknown
+keys are dropped next to a permissive license, then every expression that applies must be
+permissive (an ``OR`` needs one permissive alternative, ``WITH`` is judged by its license),
+``no_license`` if none is left. See docs/license.md.
 """
 
 from __future__ import annotations
@@ -17,14 +21,23 @@ import json
 import posixpath
 import re
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.utils.logging import logger
+from license_expression import (
+    AND,
+    OR,
+    ExpressionError,
+    LicenseSymbol,
+    LicenseWithExceptionSymbol,
+    Licensing,
+)
 
 from stackcoder.data import fields as F
+from stackcoder.data.dep5 import Dep5, is_dep5_path, package_root, parse_dep5
 from stackcoder.data.license_files import is_license_file
 from stackcoder.data.step import FileFilter, FileStep, is_removed
 from stackcoder.errors import UserError
@@ -44,16 +57,138 @@ def license_roles() -> dict[str, str]:
     return roles
 
 
-def classify(ids: Iterable[str]) -> tuple[list[str], str]:
-    """The ids that count (sorted) and the class of a file under licenses ``ids`` (recipe.md §1.2)."""
+# --- license expressions: SPDX ids joined by AND / OR / WITH, parsed by license-expression (the
+# parser ScanCode itself uses). A plain Licensing: symbols are whatever ids the expressions name.
+_LICENSING = Licensing()
+
+
+@functools.lru_cache(maxsize=16384)
+def parse_expression(expression: str):
+    """The expression tree of ``expression``; a string the parser cannot read is one opaque license
+    (characters a license key cannot hold become ``-``), which no list names: non_permissive."""
+    try:
+        return _LICENSING.parse(expression)
+    except ExpressionError:
+        return LicenseSymbol(re.sub(r"[^\w.:+ -]", "-", expression).strip(" -") or "invalid")
+
+
+def _is_leaf(node) -> bool:
+    return isinstance(node, LicenseSymbol | LicenseWithExceptionSymbol)
+
+
+def _base(node) -> str:
+    """The license of a leaf: ``A WITH E`` is judged by ``A`` (an exception only adds permissions)."""
+    return node.license_symbol.key if isinstance(node, LicenseWithExceptionSymbol) else node.key
+
+
+def _leaves(node) -> Iterator:
+    if _is_leaf(node):
+        yield node
+    else:
+        for arg in node.args:
+            yield from _leaves(arg)
+
+
+def _terms(node) -> list:
+    """The top-level AND terms of ``node``: each applies on its own."""
+    return [t for arg in node.args for t in _terms(arg)] if isinstance(node, AND) else [node]
+
+
+def license_ids(expression: str) -> list[str]:
+    """Every id an expression names, licenses and exceptions, in order (for stats and checks)."""
+    ids = []
+    for leaf in _leaves(parse_expression(expression)):
+        if isinstance(leaf, LicenseWithExceptionSymbol):
+            ids += [leaf.license_symbol.key, leaf.exception_symbol.key]
+        else:
+            ids.append(leaf.key)
+    return ids
+
+
+def _prune(node, drop: Callable[[str], bool]):
+    """``node`` without the leaves whose license ``drop`` says to drop; None when nothing is left."""
+    if _is_leaf(node):
+        return None if drop(_base(node)) else node
+    args = [a for a in (_prune(arg, drop) for arg in node.args) if a is not None]
+    if not args:
+        return None
+    return args[0] if len(args) == 1 else type(node)(*args)
+
+
+def _without(terms: list, drop: Callable[[str], bool]) -> list:
+    """``terms`` pruned by ``drop``, split again at AND (``(A AND B) OR cla`` leaves two terms)."""
+    return [t for term in terms if (pruned := _prune(term, drop)) is not None for t in _terms(pruned)]
+
+
+def render(node, key: Callable[[str], str] = str) -> str:
+    """SPDX text of ``node`` with ids mapped by ``key``; AND/OR operands sorted and deduplicated,
+    so that ``MIT OR Apache-2.0`` and ``Apache-2.0 OR MIT`` are recorded the same way."""
+    if isinstance(node, LicenseWithExceptionSymbol):
+        return f"{key(node.license_symbol.key)} WITH {key(node.exception_symbol.key)}"
+    if _is_leaf(node):
+        return key(node.key)
+    op = " AND " if isinstance(node, AND) else " OR "
+    parts = {render(arg, key) if _is_leaf(arg) else f"({render(arg, key)})" for arg in _operands(node)}
+    return op.join(sorted(parts))
+
+
+def _operands(node) -> Iterator:
+    """The operands of an AND/OR, with nested operations of the same kind spliced in."""
+    for arg in node.args:
+        if type(arg) is type(node):
+            yield from _operands(arg)
+        else:
+            yield arg
+
+
+def _permissive(node, roles: dict[str, str]) -> bool:
+    if _is_leaf(node):
+        return roles.get(_base(node).lower()) == "permissive"
+    results = [_permissive(arg, roles) for arg in node.args]
+    return any(results) if isinstance(node, OR) else all(results)
+
+
+def offered_choices(expressions: Iterable[str]) -> list[str]:
+    """The expressions of one directory's license files, with the texts of an offered choice's
+    alternatives folded into the choice.
+
+    A dual-licensed project ships the choice (``MIT OR GPL-2.0-only`` in a LICENSE or README) and
+    the full text of each alternative, in the same file or beside it. ScanCode reports each text as
+    a license of its own, and the AND of all of them would require GPL-2.0 after all. So a term
+    that is a single license named as an alternative of a choice in the same directory is that
+    alternative's text, not another license. Other terms stay: AND is strict.
+    """
+    terms = [t for e in expressions for t in _terms(parse_expression(e))]
+    alternatives = {_base(leaf).lower() for t in terms if isinstance(t, OR) for leaf in _leaves(t)}
+    kept = [t for t in terms if not (_is_leaf(t) and _base(t).lower() in alternatives)]
+    return sorted({render(t) for t in kept})
+
+
+@functools.lru_cache(maxsize=16384)
+def _classify(expressions: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
     roles = license_roles()
-    kept = {i for i in ids if roles.get(i.lower()) != "amendments"}
-    if any(roles.get(i.lower()) == "permissive" for i in kept):
-        kept = {i for i in kept if roles.get(i.lower()) != "unknown"}
-    if not kept:
-        return [], F.NO_LICENSE
-    permissive = all(roles.get(i.lower()) == "permissive" for i in kept)
-    return sorted(kept), F.PERMISSIVE if permissive else F.NON_PERMISSIVE
+    terms = [t for e in expressions for t in _terms(parse_expression(e))]
+    terms = _without(terms, lambda k: roles.get(k.lower()) == "amendments")
+    if any(roles.get(_base(leaf).lower()) == "permissive" for t in terms for leaf in _leaves(t)):
+        terms = _without(terms, lambda k: roles.get(k.lower()) == "unknown")
+    if not terms:
+        return (), F.NO_LICENSE
+    permissive = all(_permissive(t, roles) for t in terms)
+    return tuple(sorted({render(t) for t in terms})), F.PERMISSIVE if permissive else F.NON_PERMISSIVE
+
+
+def classify(expressions: Iterable[str]) -> tuple[list[str], str]:
+    """The license expressions that count (sorted) and the class of a file under ``expressions``,
+    which all apply (AND) (recipe.md §1.2, with choices judged as choices).
+
+    A plain SPDX id is an expression: ``classify(["MIT", "GPL-2.0-only"])`` is non_permissive as
+    the recipe says. Amendments are removed wherever they stand; unknown references are removed
+    when a permissive license is named anywhere; then every remaining top-level term must be
+    permissive, where ``A OR B`` is permissive if one alternative is, ``A AND B`` if both are, and
+    ``A WITH exception`` if ``A`` is. The terms are returned one per list item: the list means AND.
+    """
+    kept, license_class = _classify(tuple(sorted(set(expressions))))
+    return list(kept), license_class
 
 
 # ScanCode's index (~1.4 GB, seconds to load): once per worker process, on the first scan
@@ -77,15 +212,19 @@ def _scancode() -> tuple:
 def scan_license_text(
     text: str, min_score: float = 0, timeout: float = 120, approximate: bool = True
 ) -> tuple[str, ...]:
-    """SPDX ids of the licenses ScanCode detects in ``text``, matched in memory (no temporary file).
+    """The SPDX license expressions ScanCode detects in ``text`` (one per detection, sorted, no
+    duplicates), matched in memory (no temporary file).
 
-    ``timeout`` (seconds, ScanCode's CLI default) bounds one text: matching stops and keeps what it
-    found. ``approximate=False`` keeps ScanCode's whole-text hash and exact rule matching and skips
-    its sequence alignment, which finds edited license texts and costs ~95% of the time.
+    ScanCode's ``license_expression`` of each detection keeps its structure (``bsd-new OR
+    gpl-2.0``); its keys are written as SPDX ids, or ``LicenseRef-scancode-<key>`` when a key has none
+    (ScanCode's own convention). ``timeout`` (seconds, ScanCode's CLI default) bounds one text:
+    matching stops and keeps what it found. ``approximate=False`` keeps ScanCode's whole-text hash
+    and exact rule matching and skips its sequence alignment, which finds edited license texts and
+    costs ~95% of the time.
     """
     from licensedcode.detection import detect_licenses
 
-    index, licensing, spdx = _scancode()
+    index, _, spdx = _scancode()
     found: set[str] = set()
     detections = detect_licenses(
         index=index,
@@ -94,11 +233,15 @@ def scan_license_text(
         deadline=time.time() + timeout,
         approximate=approximate,
     )
+    to_spdx = functools.partial(_spdx_key, spdx)
     for detection in detections:
         if detection.license_expression:  # None: a clue, not a detection
-            for key in licensing.license_keys(detection.license_expression):
-                found.add(spdx.get(key, f"LicenseRef-scancode-{key}"))
+            found.add(render(parse_expression(detection.license_expression), to_spdx))
     return tuple(sorted(found))
+
+
+def _spdx_key(spdx: dict[str, str], key: str) -> str:
+    return spdx.get(key, f"LicenseRef-scancode-{key}")
 
 
 # a line that may belong to a license statement; README files are scanned only around such lines
@@ -139,21 +282,39 @@ def host_license(doc: Document) -> str | None:
     return None if value is None or str(value).strip().lower() in _HOST_NO_ANSWER else str(value).strip()
 
 
+@functools.lru_cache(maxsize=4096)
+def _directory_terms(expressions: frozenset[str]) -> tuple[str, ...]:
+    return tuple(offered_choices(expressions))
+
+
 @dataclass
 class _Repo:
     name: str | None
     host: str | None = None
-    dirs: dict[str, set[str]] = field(default_factory=dict)  # directory -> ids found in its license files
+    dirs: dict[str, set[str]] = field(default_factory=dict)  # directory -> expressions of its license files
+    dep5: dict[str, Dep5] = field(default_factory=dict)  # package root -> its debian/copyright (DEP-5)
     pending: list[Document] = field(default_factory=list)  # license files seen before any other file
     streaming: bool = False  # a non-license file was emitted: later license files are late
 
-    def licenses_for(self, path: str) -> set[str]:
-        """Ids of the license files in the file's directory and every ancestor directory."""
-        ids = set(self.dirs.get("", ()))
-        parts = posixpath.dirname(path.lstrip("/")).split("/")
-        for depth in range(1, len(parts) + 1):
-            ids |= self.dirs.get("/".join(parts[:depth]), set())
-        return ids
+    def licenses_for(self, path: str) -> tuple[list[str], bool]:
+        """The expressions that apply to the file at ``path``: those of the license files in its
+        directory and every ancestor directory, and the matching paragraph of every DEP-5 file whose
+        package holds it, taken with its package root's license files. Each directory's choices are
+        folded (``offered_choices``). Also: whether a DEP-5 paragraph applied."""
+        path = path.lstrip("/")
+        parts = posixpath.dirname(path).split("/") if "/" in path else []
+        found: list[str] = []
+        by_dep5 = False
+        for directory in ["", *("/".join(parts[:depth]) for depth in range(1, len(parts) + 1))]:
+            expressions = set(self.dirs.get(directory, ()))
+            if directory in self.dep5:
+                relative = path[len(directory) + 1 :] if directory else path
+                if expression := self.dep5[directory].license_for(relative):
+                    expressions.add(expression)
+                    by_dep5 = True
+            if expressions:
+                found += _directory_terms(frozenset(expressions))
+        return found, by_dep5
 
 
 class LicenseDetector(FileStep):
@@ -163,7 +324,8 @@ class LicenseDetector(FileStep):
     current repository's license files are buffered. Removed license files are scanned too (a LICENSE
     removed by an earlier filter still licenses its directory) but never relabeled. A file that
     arrives with a ``license_type`` (a re-processed The Stack v2 record) keeps its labels and is not
-    scanned.
+    scanned. ``dep5`` (ours, default on): a machine-readable ``debian/copyright`` applies each of its
+    ``Files:`` paragraphs to the files it names instead of licensing ``debian/`` as a whole.
     """
 
     name = "⚖️ License detection"
@@ -176,6 +338,7 @@ class LicenseDetector(FileStep):
         readme_context_lines: int = 10,
         readme_approximate: bool = False,
         timeout: float = 120,
+        dep5: bool = True,
     ):
         super().__init__()
         if not 0 <= min_score <= 100:
@@ -186,6 +349,7 @@ class LicenseDetector(FileStep):
         self.readme_context_lines = readme_context_lines
         self.readme_approximate = readme_approximate
         self.timeout = timeout
+        self.dep5 = dep5
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
         repo = _Repo(None)
@@ -218,12 +382,23 @@ class LicenseDetector(FileStep):
     def _scan(self, repo: _Repo, doc: Document) -> None:
         if repo.host or doc.metadata.get(F.LICENSE_TYPE) is not None or not doc.text.strip():
             return
+        path = doc.metadata[F.PATH].lstrip("/")
+        if self.dep5 and is_dep5_path(path):
+            with self.track_time():
+                dep5 = parse_dep5(doc.text, scan=lambda text: self._scan_text(text, readme=False))
+            if dep5 is not None:
+                self.stat_update("dep5_files")
+                repo.dep5[package_root(path)] = dep5
+                return
+            self.stat_update("dep5_free_form")  # not machine-readable: a license file like any other
         with self.track_time():
-            ids = self._scan_text(doc.text, is_readme(doc.metadata[F.PATH]))
+            expressions = self._scan_text(doc.text, is_readme(path))
         self.stat_update("scanned_files")
-        for spdx in ids:
+        for spdx in sorted({i for e in expressions for i in license_ids(e)}):
             self.stat_update(f"scanned_{spdx}")
-        repo.dirs.setdefault(posixpath.dirname(doc.metadata[F.PATH].lstrip("/")), set()).update(ids)
+        if any(" OR " in e for e in expressions):
+            self.stat_update("scanned_choices")
+        repo.dirs.setdefault(posixpath.dirname(path), set()).update(expressions)
 
     def _scan_text(self, text: str, readme: bool) -> tuple[str, ...]:
         if readme:
@@ -231,11 +406,12 @@ class LicenseDetector(FileStep):
                 text = license_passages(text, self.readme_context_lines)
             return _cached_scan(text, self.min_score, self.timeout, self.readme_approximate)
         # exact matching settles nearly every license file; alignment only when it finds no license
-        ids = _cached_scan(text, self.min_score, self.timeout, False)
-        if all(license_roles().get(i.lower()) in ("unknown", "amendments") for i in ids):
+        found = _cached_scan(text, self.min_score, self.timeout, False)
+        roles = license_roles()
+        if all(roles.get(i.lower()) in ("unknown", "amendments") for e in found for i in license_ids(e)):
             self.stat_update("approximate_scans")
-            ids = _cached_scan(text, self.min_score, self.timeout, True)
-        return ids
+            found = _cached_scan(text, self.min_score, self.timeout, True)
+        return found
 
     def _label(self, repo: _Repo, doc: Document) -> Document:
         if is_removed(doc):
@@ -243,9 +419,14 @@ class LicenseDetector(FileStep):
         if doc.metadata.get(F.LICENSE_TYPE) is not None:
             self.stat_update("kept_existing_labels")
         else:
-            ids = {repo.host} if repo.host else repo.licenses_for(doc.metadata.get(F.PATH, ""))
+            if repo.host:
+                expressions, by_dep5 = [repo.host], False
+            else:
+                expressions, by_dep5 = repo.licenses_for(doc.metadata.get(F.PATH, ""))
             self.stat_update("host_license" if repo.host else "scancode_license")
-            doc.metadata[F.DETECTED_LICENSES], doc.metadata[F.LICENSE_TYPE] = classify(ids)
+            if by_dep5:
+                self.stat_update("dep5_license")
+            doc.metadata[F.DETECTED_LICENSES], doc.metadata[F.LICENSE_TYPE] = classify(expressions)
         self.stat_update(f"class_{doc.metadata[F.LICENSE_TYPE]}")
         self.account(doc, None)
         return doc

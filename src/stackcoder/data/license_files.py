@@ -6,7 +6,8 @@ not published. We match the name (not the directories), case-insensitively, and 
 extensions: a `license.py` module or `submit_mit.go` is code that happens to match, and scanning
 it would let a string in a program decide a directory's license. The reader yields license-like
 files first within each repository, so the license step knows a directory's licenses before it
-labels the files under it.
+labels the files under it. Debian's ``debian/copyright`` matches (``copyright``); when it is in the
+machine-readable format the license step applies it per ``Files:`` paragraph (``dep5.py``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@ whose owners asked to be removed.
 
 A pattern is an owner (``octocat``: all their repositories) or a repository (``octocat/hello-world``),
 with fnmatch globs (``octo*``, ``octocat/test-*``), compared case-insensitively as GitHub compares
-names. Lists come from the recipe and from files: one pattern per line, ``#`` starts a comment.
+names. ``user:LOGIN`` names a GitHub user for the issue and pull-request sources: their own issues,
+pull requests and comments, in any repository (``data/gharchive``); it matches no repository.
+Lists come from the recipe and from files: one pattern per line, ``#`` starts a comment.
 Matching files are removed with stage ``opt_out``, which the writer never writes anywhere: nothing
 of an opted-out repository appears in any output, only the counts (docs/optout.md).
 """
@@ -25,9 +27,17 @@ from stackcoder.errors import UserError
 _PART = re.compile(r"[A-Za-z0-9._\-*?\[\]!]+")
 
 
+USER_PREFIX = "user:"  # a user's own issues, pull requests and comments (docs/optout.md)
+
+
 def check_pattern(pattern: str, where: str = "opt-out pattern") -> str:
-    """The pattern, stripped; a UserError naming ``where`` if it is not ``owner`` or ``owner/repo``."""
+    """The pattern, stripped; a UserError naming ``where`` if it is not ``owner``, ``owner/repo``
+    or ``user:login``."""
     pattern = pattern.strip()
+    if pattern.lower().startswith(USER_PREFIX):
+        if not _PART.fullmatch(pattern[len(USER_PREFIX) :]):
+            raise UserError(f"{where}: {pattern!r} is not a user:login pattern")
+        return pattern
     parts = pattern.split("/")
     if len(parts) > 2 or not all(_PART.fullmatch(part) for part in parts):
         raise UserError(f"{where}: {pattern!r} is not an owner or owner/repo pattern")
@@ -66,7 +76,16 @@ class OptOutMatcher:
         self.owners: set[str] = set()
         self.repos: set[str] = set()
         self.globs: list[list[str]] = []
+        self.users: set[str] = set()
+        self.user_globs: list[str] = []
         for pattern in merge_optout(patterns):
+            if pattern.startswith(USER_PREFIX):
+                login = pattern[len(USER_PREFIX) :]
+                if any(c in login for c in "*?["):
+                    self.user_globs.append(login)
+                else:
+                    self.users.add(login)
+                continue
             parts = pattern.split("/")
             if any(c in pattern for c in "*?["):
                 self.globs.append(parts)
@@ -85,6 +104,13 @@ class OptOutMatcher:
             and len(parts) >= len(glob)
             for glob in self.globs
         )
+
+    def matches_user(self, login: str | None) -> bool:
+        """Is ``login`` a user opted out with ``user:LOGIN`` (their issues, PRs and comments)?"""
+        if not login:
+            return False
+        name = login.lower()
+        return name in self.users or any(fnmatch.fnmatchcase(name, g) for g in self.user_globs)
 
 
 class OptOutFilter(FileStep):

@@ -15,23 +15,33 @@ from typing import Any
 from stackcoder.errors import UserError
 
 DEFAULT_RECIPE = "recipe.toml"
+# tables whose keys the user names (``--text KIND=FILE`` kinds): a new entry is checked against the
+# table given here, and starts from its values
+OPEN_TABLES = {"text.kinds": ("text", "default")}
 
 
 def default_recipe_text() -> str:
     return resources.files("stackcoder.data").joinpath(DEFAULT_RECIPE).read_text(encoding="utf-8")
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any], where: str) -> dict[str, Any]:
+def _merge(
+    base: dict[str, Any], override: dict[str, Any], where: str, root: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    root = base if root is None else root
     merged = copy.deepcopy(base)
     for key, value in override.items():
         name = f"{where}.{key}" if where else key
+        if key not in base and where in OPEN_TABLES and isinstance(value, dict):
+            table, entry = OPEN_TABLES[where]
+            merged[key] = _merge(root[table][entry], value, name, root)
+            continue
         if key not in base:
             known = ", ".join(sorted(base)) or "none"
             raise UserError(f"recipe: unknown setting '{name}' (known here: {known})")
         if isinstance(base[key], dict):
             if not isinstance(value, dict):
                 raise UserError(f"recipe: '{name}' must be a table")
-            merged[key] = _merge(base[key], value, name)
+            merged[key] = _merge(base[key], value, name, root)
         else:
             expected = type(base[key])
             ok = isinstance(value, expected) or (expected is float and isinstance(value, int))

@@ -47,15 +47,18 @@ def summarize(
     stages: list[str],
     times: dict[str, float] | None = None,
     unwritten: dict[str, dict[str, dict[str, int]]] | None = None,
+    kept_dir: Path | None = None,
+    removed_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Funnel per stage and reason, per source, languages and license classes of what was kept.
 
     ``unwritten`` adds removals that are deliberately in no output file (opt-out: stage -> reason ->
     ``{"files", "bytes"}``, from the step's own counters); they count in the funnel and the totals
-    but not per source.
+    but not per source. ``kept_dir`` and ``removed_dir`` replace ``files/`` and ``removed/`` (a part of the
+    other sources, ``data/parts``: its records have the columns read here).
     """
-    kept = _read(output_dir / "files", [])
-    removed = _read(output_dir / "removed", [F.REMOVED_STAGE, F.REMOVED_REASON])
+    kept = _read(kept_dir or output_dir / "files", [])
+    removed = _read(removed_dir or output_dir / "removed", [F.REMOVED_STAGE, F.REMOVED_REASON])
     unknown = {r[F.REMOVED_STAGE] for r in removed} - set(stages)
     if unknown:
         raise ValueError(f"removal records name stages not in the pipeline: {sorted(unknown)}")
@@ -173,6 +176,13 @@ def format_summary(stats: dict[str, Any], top_reasons: int = 3) -> str:
     if stats.get("documents"):
         d = stats["documents"]
         lines.append(f"documents: {d.get('documents', 0):,} ({d.get('parts', 0):,} parts)")
+    if stats.get("events"):  # --events: GHArchive dumps (data/gharchive)
+        e = stats["events"]
+        skipped = ", ".join(f"{k} {v:,}" for k, v in e["skipped"].items()) or "none"
+        lines.append(
+            f"events: {e['lines']:,} lines in {e['files']:,} dumps, {sum(e['events'].values()):,} issue/PR "
+            f"events, {e['opted_out']:,} opted out; skipped: {skipped}"
+        )
     return "\n".join(lines)
 
 

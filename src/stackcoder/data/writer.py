@@ -82,6 +82,17 @@ class DatasetWriter(PipelineStep):
 
     type = "💽 WRITER"
     name = "📒 files + removed"
+    # what a kept and a removed row look like; the other sources' writer (``data/parts``) sets its own
+    kept_schema: pa.Schema = FILES_SCHEMA
+    removed_schema: pa.Schema = REMOVED_SCHEMA
+
+    @staticmethod
+    def kept_row(doc: Document) -> dict:
+        return file_row(doc)
+
+    @staticmethod
+    def removed_row(doc: Document) -> dict:
+        return _removed_row(doc)
 
     def __init__(
         self,
@@ -109,8 +120,10 @@ class DatasetWriter(PipelineStep):
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
         prefix = f"{self.removed_prefix}-" if self.removed_prefix else ""
-        kept = self._writer(self.kept_dir, "${rank}.parquet", FILES_SCHEMA, file_row)
-        removed = self._writer(self.removed_dir, prefix + "${rank}.parquet", REMOVED_SCHEMA, _removed_row)
+        kept = self._writer(self.kept_dir, "${rank}.parquet", self.kept_schema, self.kept_row)
+        removed = self._writer(
+            self.removed_dir, prefix + "${rank}.parquet", self.removed_schema, self.removed_row
+        )
         with kept, removed:
             for doc in data:
                 with self.track_time():

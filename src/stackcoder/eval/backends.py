@@ -24,14 +24,25 @@ class Sampling:
 class LocalModel:
     """Batched generation with stackcoder's own StarCoder2 (any HF-layout checkpoint)."""
 
-    def __init__(self, path: str, device: str = "auto", batch_size: int = 8):
+    def __init__(
+        self,
+        path: str,
+        device: str = "auto",
+        batch_size: int = 8,
+        quantize: str | None = None,
+        adapter: str | None = None,
+    ):
         import torch
 
         from stackcoder.model.hf import load_model, load_tokenizer
 
         self.device = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-        dtype = torch.bfloat16 if self.device.startswith("cuda") else None
-        self.model = load_model(path, dtype=dtype, device=self.device)
+        dtype = torch.bfloat16 if self.device.startswith("cuda") else None  # quantized: bf16 anyway
+        self.model = load_model(path, dtype=dtype, device=self.device, quantize=quantize)
+        if adapter:  # a LoRA adapter (stackcoder finetune): merged, or beside quantized weights
+            from stackcoder.model.lora import apply_adapter
+
+            self.model = apply_adapter(self.model, adapter)
         self.tokenizer = load_tokenizer(path)
         self.batch_size = batch_size
         ids = [
@@ -39,7 +50,8 @@ class LocalModel:
             for t in (EOS, FILE_SEP, FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX, FIM_PAD)
         ]
         self.stop_ids = [i for i in ids if i is not None]
-        self.name = path
+        self.name = path if quantize is None else f"{path} ({quantize})"
+        self.name += f" + {adapter}" if adapter else ""
         self.context = self.model.config.max_position_embeddings
 
     def complete(self, prompts: list[str], s: Sampling) -> list[str]:
@@ -129,8 +141,18 @@ class ServerModel:
 def open_backend(model: str | None, server: str | None, **kw) -> LocalModel | ServerModel:
     if (model is None) == (server is None):
         raise UserError("give exactly one of --model DIR or --server URL")
+    if server is not None and kw.get("quantize"):
+        raise UserError("--quantize applies to --model DIR; a server quantizes its own model")
+    if server is not None and kw.get("adapter"):
+        raise UserError("--adapter applies to --model DIR; start the server with --adapter instead")
     if model is not None:
-        return LocalModel(model, device=kw.get("device", "auto"), batch_size=kw.get("batch_size", 8))
+        return LocalModel(
+            model,
+            device=kw.get("device", "auto"),
+            batch_size=kw.get("batch_size", 8),
+            quantize=kw.get("quantize"),
+            adapter=kw.get("adapter"),
+        )
     return ServerModel(
         server, kw.get("api", "auto"), kw.get("concurrency", 8), kw.get("api_key"), kw.get("model_name")
     )

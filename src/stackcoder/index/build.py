@@ -1,14 +1,14 @@
 """``stackcoder index build``: one pass over a built dataset's files (``DATASET/files/*.parquet``) on
-the same executors as the build (local, Ray), one task per index shard (``--shards``; by default
-one per GiB of content, at least one per worker, at most one per parquet file). Each task writes
+the same executors as the build (local, Ray, Slurm), one task per index shard (``--shards``; by
+default one per GiB of content, at least one per worker, at most one per parquet file). Each task writes
 
     INDEX/portrait/NNNNN.bloom   the Bloom filter of its files' n-grams (memory-mapped bits)
     INDEX/portrait/NNNNN.json    m, k, counts, the measured false-positive rate, and its repositories
                                  with their file counts (for ``whois`` and for opt-out updates)
     INDEX/text/NNNNN/            the tantivy index of its files, content and provenance stored
 
-and ``INDEX/index.json`` sums them up when every task is done. A rerun skips finished tasks
-(datatrove's completion markers), so a killed build resumes.
+and ``INDEX/index.json`` sums them up when every task is done (on Slurm, in a last job). A rerun
+skips finished tasks (datatrove's completion markers, ``INDEX/logs/index/``), so a killed build resumes.
 
 A query tests every shard, so a chance hit in any of ``S`` shards counts: each shard is sized for
 ``fpr / S`` so that the index as a whole stays at ``fpr`` (1 − (1 − fpr/S)^S ≤ fpr). That costs
@@ -24,7 +24,8 @@ import json
 import shutil
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +35,29 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.readers import ParquetReader
 
 from stackcoder.data import fields as F
-from stackcoder.data.executor import run_steps
+from stackcoder.data.executor import Pass, RunOptions, run_passes
 from stackcoder.errors import UserError
 from stackcoder.index.fulltext import PROVENANCE, TextShardWriter
 from stackcoder.index.portrait import HASH, WIDTH, Portrait, write_shard
 
 INDEX_JSON = "index.json"
 SHARD_BYTES = 1 << 30  # content per shard by default
-FORMAT = 1
+FORMAT = 2  # 2: the full-text shards index each license id of an expression (``license_id``)
+
+
+def read_index_json(root: Path) -> dict[str, Any]:
+    """``index.json`` of the index at ``root``, refusing a directory that is not an index or one
+    written in another format (its shards' schema differs from what the readers expect)."""
+    if not (root / INDEX_JSON).is_file():
+        raise UserError(f"{root}: not an index (no {INDEX_JSON}); build one with `stackcoder index build`")
+    meta = json.loads((root / INDEX_JSON).read_text())
+    if meta.get("format") != FORMAT:
+        raise UserError(
+            f"{root}: index format {meta.get('format')}, this stackcoder reads format {FORMAT}: "
+            f"rebuild it with `stackcoder index build {meta.get('dataset') or 'DATASET'} --output {root} "
+            "--overwrite`"
+        )
+    return meta
 
 
 def write_index_shard(out: Path, name: str, files: Iterator[dict], capacity: int | None, fpr: float) -> dict:
@@ -101,11 +117,8 @@ class IndexConfig:
     fpr: float = 0.01  # target false-positive rate per n-gram, of the index as a whole
     capacity: int | None = None  # n-grams per shard; default: each shard sized for what it holds
     shards: int | None = None  # default: one per GiB of content, at least one per worker
-    workers: int = 1
-    executor: str = "local"
-    ray_address: str | None = None
-    progress: bool = True
     overwrite: bool = False
+    run: RunOptions = field(default_factory=RunOptions)
 
 
 def files_dir(dataset: Path) -> Path:
@@ -115,7 +128,9 @@ def files_dir(dataset: Path) -> Path:
     return d
 
 
-def build_index(config: IndexConfig) -> dict[str, Any]:
+def build_index(config: IndexConfig) -> dict[str, Any] | None:
+    """Index a built dataset; returns what ``index.json`` records (None: submitted to Slurm)."""
+    config.run.check()
     if not 0 < config.fpr < 1:
         raise UserError("--fpr must be between 0 and 1 (0.01 is the Data Portraits setting)")
     if config.capacity is not None and config.capacity < 1:
@@ -125,28 +140,29 @@ def build_index(config: IndexConfig) -> dict[str, Any]:
     if (out / INDEX_JSON).exists() or (out.exists() and any(out.iterdir()) and not (out / "logs").is_dir()):
         if not config.overwrite:
             raise UserError(f"{out} already holds an index or other files; pass --overwrite to replace it")
+        from stackcoder.data.slurm import refuse_if_queued
+
+        refuse_if_queued(out / "logs")
         shutil.rmtree(out)
     files = sorted(src.glob("*.parquet"))
     if config.shards is not None and config.shards < 1:
         raise UserError("--shards must be at least 1")
     content = sum(_content_bytes(f) for f in files)
-    shards = config.shards or max(config.workers, -(-content // SHARD_BYTES))
+    # at least one shard per worker asked for; by default the content alone decides, so that the same
+    # dataset gives the same index here, on Ray and on Slurm (which has no "cores here")
+    shards = config.shards or max(config.run.workers or 1, -(-content // SHARD_BYTES))
     shards = min(shards, len(files))  # datatrove gives each task whole parquet files
     steps = [
         ParquetReader(str(src), glob_pattern="*.parquet", text_key="content", id_key=F.BLOB_ID),
         IndexShardWriter(str(out), fpr=config.fpr / shards, capacity=config.capacity),
     ]
-    run_steps(
-        steps,
-        tasks=shards,
-        workers=config.workers,
-        logging_dir=out / "logs",
-        executor=config.executor,
-        ray_address=config.ray_address,
-        progress=config.progress,
-        desc="index",
-    )
-    return summarize(out, dataset=src, settings={"target_fpr": config.fpr, "capacity": config.capacity})
+    settings = {"target_fpr": config.fpr, "capacity": config.capacity}
+    finish = partial(summarize, out, dataset=src, settings=settings)
+    if not run_passes(
+        [Pass("index", steps, shards)], logs=out / "logs", options=config.run, finish=finish, title="index"
+    ):
+        return None
+    return json.loads((out / INDEX_JSON).read_text())
 
 
 def _content_bytes(f: Path) -> int:

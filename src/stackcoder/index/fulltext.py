@@ -6,7 +6,8 @@ Two uses. Search: BM25 over content and path, with tantivy's query syntax (phras
 ``field:value``), filters on language, license, repository and path (globs), and snippets with the
 matches highlighted. Provenance: a span the Bloom filter found is confirmed by a phrase query of
 its words, then by finding the span's normalised text in each candidate's normalised content, so a
-source is only ever reported where the text really is.
+source is only ever reported where the text really is (a chance hit of the filter — text that is not
+in the data — is never confirmed, whatever words it shares with the data).
 
 Shards are separate tantivy indexes searched one after the other and merged by score: BM25's
 document frequencies are then per shard, as in Elasticsearch's default ``query_then_fetch``.
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import tantivy
+from license_expression import Licensing
 
 from stackcoder.data import fields as F
 from stackcoder.errors import UserError
@@ -31,6 +33,8 @@ from stackcoder.index.portrait import normalize
 PROVENANCE = (F.REPO_NAME, F.PATH, F.BLOB_ID, F.LANGUAGE, F.LICENSE_TYPE, F.DETECTED_LICENSES, F.REVISION_ID)
 # exact-value fields match case-insensitively (GitHub names, SPDX ids and languages do)
 RAW = "raw_lower"
+LICENSE_ID = "license_id"
+_LICENSING = Licensing()  # parses any SPDX-style expression; ids need not be known to it
 SEARCHED = ("content", F.PATH)  # what a query without field: prefixes searches
 WRITER_HEAP = 64_000_000  # bytes tantivy buffers before it writes a segment
 MAX_TOKEN_BYTES = 40  # tantivy's default analyzer drops longer tokens (RemoveLongFilter)
@@ -47,6 +51,9 @@ def schema() -> tantivy.Schema:
     b.add_text_field("path_exact", tokenizer_name=RAW)  # the whole path, for --path globs
     for name in (F.REPO_NAME, F.BLOB_ID, F.LANGUAGE, F.LICENSE_TYPE, F.DETECTED_LICENSES, F.REVISION_ID):
         b.add_text_field(name, stored=True, tokenizer_name=RAW)
+    # each license id named in ``detected_licenses`` (an item may be an expression such as
+    # ``MIT OR Apache-2.0``), so ``--license mit`` finds dual-licensed files too
+    b.add_text_field(LICENSE_ID, tokenizer_name=RAW)
     b.add_unsigned_field("shard_row", stored=True)  # the file's row in its shard, for a stable order
     return b.build()
 
@@ -79,8 +86,10 @@ class TextShardWriter:
         doc.add_text("path_exact", f[F.PATH])
         for name in (F.REPO_NAME, F.BLOB_ID, F.LANGUAGE, F.LICENSE_TYPE, F.REVISION_ID):
             doc.add_text(name, str(f.get(name) or ""))
-        for license_id in f.get(F.DETECTED_LICENSES) or []:
-            doc.add_text(F.DETECTED_LICENSES, license_id)
+        for item in f.get(F.DETECTED_LICENSES) or []:
+            doc.add_text(F.DETECTED_LICENSES, item)
+        for license_id in license_ids(f.get(F.DETECTED_LICENSES) or []):
+            doc.add_text(LICENSE_ID, license_id)
         doc.add_unsigned("shard_row", self.rows)
         self.writer.add_document(doc)
         self.rows += 1
@@ -93,6 +102,15 @@ class TextShardWriter:
             shutil.rmtree(self.path)
         self.tmp.rename(self.path)
         return self.rows
+
+
+def license_ids(items: Iterable[str]) -> list[str]:
+    """The license ids (and exception ids) named in ``detected_licenses`` items, each an SPDX id or
+    expression, in order of first appearance."""
+    out: dict[str, None] = {}
+    for item in items:
+        out.update(dict.fromkeys(_LICENSING.license_keys(item)))
+    return list(out)
 
 
 def glob_regex(glob: str) -> str:
@@ -136,7 +154,7 @@ class Filters:
                 tantivy.Query.boolean_query(
                     [
                         (tantivy.Occur.Should, tantivy.Query.term_query(s, F.LICENSE_TYPE, value)),
-                        (tantivy.Occur.Should, tantivy.Query.term_query(s, F.DETECTED_LICENSES, value)),
+                        (tantivy.Occur.Should, tantivy.Query.term_query(s, LICENSE_ID, value)),
                     ]
                 )
             )
@@ -255,27 +273,42 @@ class TextIndex:
     def sources(self, span_text: str, limit: int = 10, candidates: int = 100) -> tuple[int, list[dict]]:
         """The files whose normalised content contains ``span_text`` (normalised text, as a portrait
         span carries it): (how many, the first ``limit``)."""
+        found: list[dict] = []
+        total = 0
+        for rec in self._containing(span_text, candidates):
+            total += 1
+            if len(found) < limit:
+                found.append(rec)
+        found.sort(key=lambda r: (r[F.REPO_NAME], r[F.PATH]))
+        return total, found
+
+    def contains(self, span_text: str, candidates: int = 100) -> bool:
+        """Whether any file holds ``span_text``: ``sources`` stopped at the first file found (what
+        the membership rule asks of a span too short for its chance probability to settle it)."""
+        return next(self._containing(span_text, candidates), None) is not None
+
+    def _containing(self, span_text: str, candidates: int) -> Iterator[dict]:
+        """The provenance of each candidate of the span's phrase query whose normalised content
+        holds ``span_text``. Normalisation only touches whitespace, so each whitespace-free piece
+        of the span is a substring of the raw content too: testing the longest two first drops most
+        candidates (files with the words in that order but other punctuation) without normalising
+        them, which matters when a query has hundreds of chance hits to rule out."""
         words = phrase_words(span_text)
         if not words:
-            return 0, []
+            return
         q = (
             tantivy.Query.phrase_query(self.schema, "content", words)
             if len(words) > 1
             else tantivy.Query.term_query(self.schema, "content", words[0])
         )
-        found: list[dict] = []
-        total = 0
+        pieces = sorted(set(span_text.split()), key=len, reverse=True)[:2]
         for index in self.indexes:
             searcher = index.searcher()
             for _, addr in searcher.search(q, limit=candidates, count=False).hits:
                 doc = searcher.doc(addr)
                 content = (doc.to_dict().get("content") or [""])[0]
-                if span_text in normalize(content):
-                    total += 1
-                    if len(found) < limit:
-                        found.append(_record(doc))
-        found.sort(key=lambda r: (r[F.REPO_NAME], r[F.PATH]))
-        return total, found
+                if all(p in content for p in pieces) and span_text in normalize(content):
+                    yield _record(doc)
 
     def documents(self, shard: str) -> Iterator[dict]:
         """Every file of one shard as written (content and provenance), in its original order."""

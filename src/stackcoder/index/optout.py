@@ -19,7 +19,7 @@ from typing import Any
 from stackcoder.data import fields as F
 from stackcoder.data.optout import OptOutMatcher, merge_optout
 from stackcoder.errors import UserError
-from stackcoder.index.build import INDEX_JSON, summarize, write_index_shard
+from stackcoder.index.build import INDEX_JSON, read_index_json, summarize, write_index_shard
 from stackcoder.index.fulltext import TextIndex
 from stackcoder.index.portrait import Portrait
 
@@ -27,8 +27,7 @@ from stackcoder.index.portrait import Portrait
 def apply_optout(root: str | Path, patterns: list[str], progress: bool = True) -> dict[str, Any]:
     """Rebuild the shards of ``root`` that hold a repository matching ``patterns``; returns counts."""
     root = Path(root)
-    if not (root / INDEX_JSON).is_file():
-        raise UserError(f"{root}: not an index (no {INDEX_JSON})")
+    read_index_json(root)
     patterns = merge_optout(patterns)
     if not patterns:
         raise UserError("the opt-out list is empty: nothing to remove")

@@ -1,9 +1,10 @@
 """``DatasetIndex``: what the CLI and the server ask of a built index — membership with provenance,
-search, whois — in one place, so both answer alike."""
+search, whois — in one place, so both answer alike. The membership rule (``admitted_by``: which
+spans of a query are reported as in the data, recipe.md §5) is here and nowhere else."""
 
 from __future__ import annotations
 
-import json
+import bisect
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
@@ -11,48 +12,107 @@ from typing import Any
 
 from stackcoder.data.optout import OptOutMatcher, check_pattern
 from stackcoder.errors import UserError
-from stackcoder.index.build import INDEX_JSON
+from stackcoder.index.build import read_index_json
 from stackcoder.index.fulltext import Filters, TextIndex
 from stackcoder.index.portrait import Portrait, Span
 
-# a lone n-gram is a chance hit with probability ``fpr`` (about 1%): the editor is shown one only
-# when the full-text index confirms it; two chained are chance at fpr² and are shown as found
-SHOWN_UNCONFIRMED_NGRAMS = 2
+# The membership rule's default. A query tests every offset, so a filter with false-positive rate
+# ``fpr`` (about 1%) hits about one offset in a hundred of *any* text: a lone n-gram is noise by
+# construction. A chain of ``c`` n-grams is chance at ``fpr ** c``; at 1e-6 per span, random text
+# yields about 0.1 chance spans per 100 KB (chains of 3 n-grams at a 1% rate, 4 above it).
+DEFAULT_MAX_CHANCE = 1e-6
+
+
+def admitted_by(span: Span, confirmed: bool | None, max_chance: float) -> str | None:
+    """The membership rule, stated once for ``index query``, ``/overlap`` and attribution: a span
+    is reported as in the data when the full-text pass found its text in a file (``"confirmed"``),
+    or when its chain of n-grams is long enough that chance explains it with probability at most
+    ``max_chance`` (``"chain"``); else (None) it is what chance yields on any text. ``confirmed`` is
+    None where the full-text pass was not run (a chain admits the span without it)."""
+    if confirmed:
+        return "confirmed"
+    if span.chance_probability <= max_chance:
+        return "chain"
+    return None
+
+
+def min_chain(fpr: float, max_chance: float) -> int | None:
+    """The shortest chain of n-grams ``admitted_by`` admits unconfirmed at rate ``fpr`` (None:
+    none does, only confirmed spans are reported). Counted as ``admitted_by`` tests it, so a rate a
+    hair above 1% at 1e-6 says 4, not 3."""
+    if max_chance <= 0 or fpr >= 1:
+        return None
+    c = 1
+    while fpr**c > max_chance:
+        c += 1
+    return c
+
+
+def check_max_chance(max_chance: float) -> float:
+    if not 0 <= max_chance <= 1:
+        raise UserError(f"max chance {max_chance} is not a probability: give a value in [0, 1], e.g. 1e-6")
+    return max_chance
 
 
 class DatasetIndex:
-    """A directory written by ``stackcoder index build``."""
+    """A directory written by ``stackcoder index build``. ``max_chance``: the membership rule's
+    threshold when a call gives none (default ``DEFAULT_MAX_CHANCE``; a server sets it once for
+    ``/overlap`` and attribution)."""
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, max_chance: float | None = None):
         self.root = Path(root)
-        if not (self.root / INDEX_JSON).is_file():
-            raise UserError(
-                f"{self.root}: not an index (no {INDEX_JSON}); build one with `stackcoder index build`"
-            )
+        read_index_json(self.root)
+        self.max_chance = DEFAULT_MAX_CHANCE if max_chance is None else check_max_chance(max_chance)
         self.reload()
 
     def reload(self) -> None:
-        self.meta = json.loads((self.root / INDEX_JSON).read_text())
+        self.meta = read_index_json(self.root)
         self.portrait = Portrait(self.root / "portrait")
         self.text = TextIndex(self.root / "text")
 
-    def query(self, text: str, min_ngrams: int = 1, sources: int = 10) -> list[dict[str, Any]]:
-        """Each span of ``text`` the Bloom filter finds, with its chance probability and the files
-        of the dataset that hold it (up to ``sources``; ``sources_total`` counts them all)."""
+    def query(
+        self,
+        text: str,
+        min_ngrams: int = 1,
+        sources: int = 10,
+        max_chance: float | None = None,
+        all_hits: bool = False,
+    ) -> list[dict[str, Any]]:
+        """The spans of ``text`` that are in the data by ``admitted_by``, each with its chance
+        probability, the rule that admitted it and the files that hold it (up to ``sources``;
+        ``sources_total`` counts them all). ``all_hits``: every span the filters find, the ones the
+        rule leaves out with ``admitted_by`` None (the raw view). With ``sources=0`` the full-text
+        pass runs only where it can change the answer: on spans a chain does not admit."""
+        max_chance = self.max_chance if max_chance is None else check_max_chance(max_chance)
         out = []
         for span in self.portrait.query(text, min_ngrams=min_ngrams):
-            total, found = self.text.sources(span.text, limit=sources) if sources else (0, [])
-            out.append(_span_record(span, total, found))
+            total, found, confirmed = 0, [], None
+            if sources:
+                total, found = self.text.sources(span.text, limit=sources)
+                confirmed = total > 0
+            elif span.chance_probability > max_chance:
+                confirmed = self.text.contains(span.text)
+            rule = admitted_by(span, confirmed, max_chance)
+            if rule or all_hits:
+                out.append(_span_record(span, rule, confirmed, total, found))
         return out
 
-    def overlap(self, document: str) -> list[list[int]]:
-        """The editor's answer: merged [start, end) ranges of ``document`` that are in the data,
-        leaving out lone n-grams the full-text index does not confirm (likely chance hits)."""
-        ranges = []
-        for span in self.portrait.query(document):
-            if span.ngrams >= SHOWN_UNCONFIRMED_NGRAMS or self.text.sources(span.text, limit=1)[0]:
-                ranges.append([span.start, span.end])
-        return merge_ranges(ranges)
+    def overlap(self, document: str, max_chance: float | None = None) -> list[list[int]]:
+        """The editor's answer: merged [start, end) ranges of ``document`` that are in the data by
+        ``admitted_by``. Spans a chain admits are taken as they are; the full-text pass runs on the
+        others (chance hits, mostly) except those inside a range already admitted, which cannot
+        change the merged answer — in text copied from the data, the lone hits of the other 49
+        alignments."""
+        max_chance = self.max_chance if max_chance is None else check_max_chance(max_chance)
+        spans = self.portrait.query(document)
+        ranges = merge_ranges([[s.start, s.end] for s in spans if admitted_by(s, None, max_chance)])
+        more = []
+        for s in spans:
+            if admitted_by(s, None, max_chance) or _inside(ranges, s.start, s.end):
+                continue
+            if admitted_by(s, self.text.contains(s.text), max_chance):
+                more.append([s.start, s.end])
+        return merge_ranges(ranges + more)
 
     def search(
         self, query: str, filters: Filters | None = None, limit: int = 10, offset: int = 0
@@ -72,16 +132,25 @@ class DatasetIndex:
         return dict(sorted(counts.items()))
 
 
-def _span_record(span: Span, total: int, found: list[dict]) -> dict[str, Any]:
+def _span_record(
+    span: Span, rule: str | None, confirmed: bool | None, total: int, found: list[dict]
+) -> dict[str, Any]:
     return {
         "start": span.start,
         "end": span.end,
         "ngrams": span.ngrams,
         "chance_probability": span.chance_probability,
-        "confirmed": total > 0,
+        "admitted_by": rule,
+        "confirmed": confirmed,
         "sources_total": total,
         "sources": found,
     }
+
+
+def _inside(merged: list[list[int]], start: int, end: int) -> bool:
+    """Whether [start, end) lies within one of the sorted, disjoint ``merged`` ranges."""
+    i = bisect.bisect_right(merged, [start, float("inf")]) - 1
+    return i >= 0 and merged[i][0] <= start and end <= merged[i][1]
 
 
 def merge_ranges(ranges: list[list[int]]) -> list[list[int]]:

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 
 from stackcoder.model.config import ACTIVATIONS, Starcoder2Config
@@ -197,6 +198,9 @@ class Starcoder2(nn.Module):
         if config.tie_word_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight
         self.attn_impl = "sdpa"
+        # recompute each block's activations in backward instead of keeping them (set from outside, like
+        # attn_impl: `stackcoder finetune --gradient-checkpointing`); only while training with gradients
+        self.gradient_checkpointing = False
         self.reset_parameters()
 
     @torch.no_grad()
@@ -245,8 +249,12 @@ class Starcoder2(nn.Module):
         x = self.model.embed_tokens(input_ids)  # (B, T, C)
         x = F.dropout(x, self.config.embedding_dropout, self.training)
         rope = rope_cos_sin(position_ids, self.config, x.dtype)
+        checkpointing = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
         for block in self.model.layers:
-            x = block(x, rope, mask, cache)
+            if checkpointing:
+                x = torch.utils.checkpoint.checkpoint(block, x, rope, mask, cache, use_reentrant=False)
+            else:
+                x = block(x, rope, mask, cache)
         x = self.model.norm(x)
         if targets is not None:  # (B, T, V) logits are never materialized: see linear_cross_entropy
             return None, linear_cross_entropy(x.flatten(0, 1), self.lm_head.weight, targets.flatten())

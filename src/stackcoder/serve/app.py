@@ -56,7 +56,8 @@ def create_app(config: ServeConfig, service: CompletionService | None = None) ->
     if config.index:
         from stackcoder.index.service import DatasetIndex
 
-        app.state.index = DatasetIndex(config.index)  # a bad index fails before serving, as a bad model does
+        # a bad index (or threshold) fails before serving, as a bad model does
+        app.state.index = DatasetIndex(config.index, max_chance=config.index_max_chance)
     for module in (tgi, openai, infill, dataset):
         app.include_router(module.router, responses=ERRORS)
 

@@ -1,10 +1,14 @@
 """The training data, asked through the server (``stackcoder serve --index DIR``): ``POST /overlap``
 in the shape the editor extension posts (``{"document": text}`` → ``{"spans": [[start, end], …]}``),
 ``GET /search`` for full-text search, and ``attribute``, which the completion routes call when a
-request asks for ``attribution``. The logic is ``stackcoder.index.service``; this is its schema
-and routes. Index work is CPU-bound, so it runs in the thread pool, off the event loop."""
+request asks for ``attribution``. The logic is ``stackcoder.index.service``, the membership rule
+included (a span is reported when the full-text index confirms it or its chain of n-grams is too
+long for chance, at the threshold ``serve --index-max-chance`` sets); this is its schema and routes.
+Index work is CPU-bound, so it runs in the thread pool, off the event loop."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
@@ -24,7 +28,9 @@ class OverlapRequest(BaseModel):
 
 class OverlapResponse(BaseModel):
     spans: list[list[int]] = Field(
-        description="[start, end) character offsets of `document` found in the training data, merged"
+        description="[start, end) character offsets of `document` found in the training data, merged: "
+        "spans the full-text index confirms or whose chance probability is at most the server's "
+        "threshold (lone chance hits of the Bloom filter are left out)"
     )
 
 
@@ -43,6 +49,11 @@ class AttributionSpan(BaseModel):
     end: int
     ngrams: int = Field(description="chained 50-character n-grams the span is made of")
     chance_probability: float = Field(description="the chance that this span is a false positive")
+    admitted_by: Literal["confirmed", "chain"] = Field(
+        description="confirmed: the full-text index found its text in the files below; chain: its "
+        "chance probability is at most the server's threshold"
+    )
+    confirmed: bool = Field(description="whether the full-text index found the span's text in a file")
     sources_total: int = Field(description="files of the training data that hold the span")
     sources: list[Source] = Field(description="the first of them, with their licenses")
 
@@ -79,11 +90,11 @@ def require_index(index: DatasetIndex | None) -> DatasetIndex:
 
 
 async def attribute(index: DatasetIndex | None, text: str) -> list[AttributionSpan]:
-    """Spans of a completion's text found in the training data, with sources and licenses: those
-    the full-text index confirms, and chains of two or more n-grams (chance ≤ fpr²)."""
+    """Spans of a completion's text found in the training data by the index's membership rule,
+    with sources and licenses."""
     index = require_index(index)
     spans = await run_in_threadpool(index.query, text, 1, 5)
-    return [AttributionSpan(**s) for s in spans if s["confirmed"] or s["ngrams"] >= 2]
+    return [AttributionSpan(**s) for s in spans]
 
 
 router = APIRouter(tags=["dataset"])

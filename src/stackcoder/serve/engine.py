@@ -1,10 +1,11 @@
 """The generation engine behind every route: continuous batching on a slotted KV cache.
 
 One thread owns the model. Each iteration it admits waiting requests into free slots (a prefill
-per request, its keys and values copied into the slot), then runs **one decode step for every
-active sequence together**, hands each its token, and retires the ones that ended (end token,
-stop sequence, length, timeout, or a client that went away), so a new request joins at the next
-step instead of waiting for a whole batch to finish. The queue in front is bounded: past
+per request, its keys and values copied into the slot; with a prefix cache, only the tokens after
+the longest prefix already cached are prefilled, see ``prefix_cache.py``), then runs **one decode
+step for every active sequence together**, hands each its token, and retires the ones that ended
+(end token, stop sequence, length, timeout, or a client that went away), so a new request joins at
+the next step instead of waiting for a whole batch to finish. The queue in front is bounded: past
 ``max_queue`` waiting requests ``submit`` raises ``QueueFull`` (the routes answer 503).
 
 Nothing here imports FastAPI: routes call ``submit`` and read the ``Handle``'s async iterator.
@@ -21,8 +22,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from stackcoder.model.generate import KVCache, Piece, SamplingParams, TextState, sample
+from stackcoder.model.generate import Piece, SamplingParams, TextState, sample
 from stackcoder.model.model import Starcoder2
+from stackcoder.serve.prefix_cache import PrefillCache, PrefixCache
 from stackcoder.tokenizer.special_tokens import EOS, FILE_SEP, FIM_MIDDLE, FIM_PAD, FIM_PREFIX, FIM_SUFFIX
 
 
@@ -34,39 +36,48 @@ class SlotCache:
     """Keys and values of up to ``max_batch`` sequences, each in its own row (slot) with its own
     length: one decode step appends one token to each of the first ``n`` rows. A row is a ring of
     ``min(window, max_len)`` columns, column ``p % capacity`` holding position ``p``, as in
-    ``KVCache``, so a prefilled ``KVCache`` row copies over as it is."""
+    ``KVCache``. All layers share one tensor, so loading or moving a row is one copy, not one per layer."""
 
     def __init__(self, model: Starcoder2, max_batch: int, max_len: int):
         cfg = model.config
         p = next(model.parameters())
         W = cfg.sliding_window
         self.capacity = max_len if W is None else min(W, max_len)
-        shape = (max_batch, cfg.num_key_value_heads, self.capacity, cfg.head_dim)
-        self.k = [torch.zeros(shape, dtype=p.dtype, device=p.device) for _ in range(cfg.num_hidden_layers)]
-        self.v = [torch.zeros(shape, dtype=p.dtype, device=p.device) for _ in range(cfg.num_hidden_layers)]
+        shape = (cfg.num_hidden_layers, max_batch, cfg.num_key_value_heads, self.capacity, cfg.head_dim)
+        self.k = torch.zeros(shape, dtype=p.dtype, device=p.device)  # (layers, rows, n_kv, capacity, hd)
+        self.v = torch.zeros(shape, dtype=p.dtype, device=p.device)
         self.valid = torch.zeros(max_batch, self.capacity, dtype=torch.bool, device=p.device)
         self.length = torch.zeros(max_batch, dtype=torch.long, device=p.device)
         self.n = 0  # rows taking part in the next step
         self._cols: torch.Tensor | None = None
         self._span = self.capacity
 
-    def load(self, row: int, prefilled: KVCache, length: int) -> None:
-        for layer in range(len(self.k)):
-            self.k[layer][row] = prefilled.k[layer][0]
-            self.v[layer][row] = prefilled.v[layer][0]
-        self.valid[row] = prefilled.slot_valid[0] & (prefilled.slot_index >= 0)
-        self.length[row] = length
+    def load(self, row: int, prefilled: PrefillCache) -> None:
+        """Put a prefilled prompt (all N positions, in order) into ``row``: its last ``capacity``
+        positions, each at column ``p % capacity``."""
+        N, cap = prefilled.k.shape[2], self.capacity
+        if cap >= N:
+            self.k[:, row, :, :N] = prefilled.k
+            self.v[:, row, :, :N] = prefilled.v
+        else:  # the ring has wrapped: position N - cap sits at column s, the newest just before it
+            s = N % cap
+            self.k[:, row, :, s:] = prefilled.k[:, :, N - cap : N - s]
+            self.v[:, row, :, s:] = prefilled.v[:, :, N - cap : N - s]
+            self.k[:, row, :, :s] = prefilled.k[:, :, N - s :]
+            self.v[:, row, :, :s] = prefilled.v[:, :, N - s :]
+        self.valid[row] = False
+        self.valid[row, : min(N, cap)] = True
+        self.length[row] = N
 
     def move(self, src: int, dst: int) -> None:
-        for layer in range(len(self.k)):
-            self.k[layer][dst] = self.k[layer][src]
-            self.v[layer][dst] = self.v[layer][src]
+        self.k[:, dst] = self.k[:, src]
+        self.v[:, dst] = self.v[:, src]
         self.valid[dst] = self.valid[src]
         self.length[dst] = self.length[src]
 
     # the model's Cache protocol, for a one-token step of rows [0, n)
     def step(self, attention_mask: torch.Tensor | None, T: int) -> tuple[torch.Tensor, torch.Tensor]:
-        assert T == 1, "the slot cache takes decode steps only; prompts are prefilled with KVCache"
+        assert T == 1, "the slot cache takes decode steps only; prompts are prefilled with PrefillCache"
         n = self.n
         pos = self.length[:n, None].clone()  # (n, 1)
         self._cols = self.length[:n] % self.capacity
@@ -119,7 +130,17 @@ class Handle:
 
 
 class Engine:
-    def __init__(self, model: Starcoder2, tokenizer, *, max_batch: int, max_queue: int, max_len: int):
+    def __init__(
+        self,
+        model: Starcoder2,
+        tokenizer,
+        *,
+        max_batch: int,
+        max_queue: int,
+        max_len: int,
+        prefix_cache_bytes: int = 0,
+    ):
+        """``prefix_cache_bytes``: memory for the keys and values of recent prompts (0: no reuse)."""
         self.model, self.tokenizer = model.eval(), tokenizer
         self.max_batch, self.max_queue, self.max_len = max_batch, max_queue, max_len
         self.stop_ids = {
@@ -128,6 +149,8 @@ class Engine:
             if (i := tokenizer.token_to_id(t)) is not None
         }
         self.cache = SlotCache(model, max_batch, max_len)
+        self.prefix_cache = PrefixCache(prefix_cache_bytes)
+        self.prefilled_tokens = 0  # prompt tokens run through the model (the rest came from the cache)
         self.rows: list[Handle] = []  # row i of the cache belongs to rows[i]
         self.next_tokens: list[int] = []
         self.waiting: collections.deque[Handle] = collections.deque()
@@ -161,7 +184,19 @@ class Engine:
 
     @property
     def load(self) -> dict[str, int]:
-        return {"active": len(self.rows), "waiting": len(self.waiting), "steps": self.steps}
+        """What /health reports: counters only (read from another thread, they are never torn)."""
+        return {
+            "active": len(self.rows),
+            "waiting": len(self.waiting),
+            "steps": self.steps,
+            "prefilled_tokens": self.prefilled_tokens,
+            "reused_tokens": self.prefix_cache.reused_tokens,
+            "prefix_cache_bytes": self.prefix_cache.bytes,
+        }
+
+    @property
+    def prefix_stats(self) -> dict[str, int]:
+        return {**self.prefix_cache.stats, "prefilled_tokens": self.prefilled_tokens}
 
     # ---- the engine thread ---------------------------------------------------------------------
     def _run(self) -> None:
@@ -194,14 +229,21 @@ class Engine:
             if handle.params.max_new_tokens == 0:
                 handle._put(Piece(-1, "", 0.0, "length"))
                 continue
-            cache = KVCache(self.model, 1, self.max_len)
-            ids = torch.tensor([handle.prompt_ids], device=self.cache.valid.device)
+            prompt = handle.prompt_ids
+            cache = PrefillCache(self.model, len(prompt))
+            # at least the last token is prefilled: its logits give the first new token
+            L = self.prefix_cache.fill(prompt, cache, limit=len(prompt) - 1)
+            ids = torch.tensor([prompt[L:]], device=self.cache.valid.device)
             logits, _ = self.model(ids, cache=cache, logits_to_keep=1)
+            self.prefilled_tokens += len(prompt) - L
             row = len(self.rows)
-            self.cache.load(row, cache, len(handle.prompt_ids))
+            self.cache.load(row, cache)
             self.rows.append(handle)
             self.next_tokens.append(-1)
             self._emit(row, logits[:, -1])
+            # after the first token is out (not on its time to first token); before the next
+            # admission, so a request admitted right after this one already finds it
+            self.prefix_cache.insert(prompt, cache.k, cache.v)
         self._retire()
 
     @torch.inference_mode()

@@ -1,6 +1,8 @@
 """llama.cpp's shape: ``POST /infill`` (llama.cpp ``tools/server`` README). ``input_extra`` — other files
 of the repository — become a repository-level prompt as StarCoder2 was trained (recipe.md §2):
-``<repo_name>repo<file_sep>a.py\\n…<file_sep><fim_prefix>path\\nprefix<fim_suffix>suffix<fim_middle>``.
+``<repo_name>repo<file_sep>a.py\\n…<file_sep>`` and the edited file as a FIM chunk, in the server's
+FIM order: ``<fim_prefix><fim_suffix>suffix<fim_middle>path\\nprefix`` (SPM, the default: see
+docs/serve.md) or ``<fim_prefix>path\\nprefix<fim_suffix>suffix<fim_middle>`` (PSM).
 Two fields are ours: ``repo_name`` and ``filename`` (the file being edited), which llama.cpp lacks."""
 
 from __future__ import annotations

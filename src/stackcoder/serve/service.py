@@ -44,9 +44,14 @@ class CompletionService:
         dtype = (
             None if config.dtype == "auto" and device == "cpu" else DTYPES.get(config.dtype, torch.bfloat16)
         )
-        self.model = load_model(config.model, dtype=dtype, device=device)
+        self.model = load_model(config.model, dtype=dtype, device=device, quantize=config.quantize)
         self.tokenizer = load_tokenizer(config.model)
         self.model_id = config.model_id or Path(config.model).resolve().name
+        if config.adapter:
+            from stackcoder.model.lora import adapter_name, apply_adapter
+
+            self.model = apply_adapter(self.model, config.adapter)
+            self.model_id = config.model_id or f"{self.model_id}+{adapter_name(config.adapter)}"
         self.context = self.model.config.max_position_embeddings
         # a request may ask for up to max_new_tokens, and its prompt + that must fit the context
         self.max_new = min(config.max_new_tokens, self.context - 1)
@@ -57,6 +62,7 @@ class CompletionService:
             max_batch=config.max_batch,
             max_queue=config.max_queue,
             max_len=self.context,
+            prefix_cache_bytes=config.prefix_cache_mb * 2**20,
         )
 
     def close(self) -> None:
@@ -68,7 +74,7 @@ class CompletionService:
 
     def fim_prompt(self, prefix: str, suffix: str, path: str | None = None) -> list[int]:
         try:
-            return prompts.fim_ids(self.tokenizer, prefix, suffix, path)
+            return prompts.fim_ids(self.tokenizer, prefix, suffix, path, spm=self.config.fim_order == "spm")
         except UserError as e:
             raise ServeError(400, str(e)) from None
 
@@ -76,7 +82,9 @@ class CompletionService:
         self, repo: str, files: list[tuple[str, str]], path: str, prefix: str, suffix: str
     ) -> list[int]:
         try:
-            return prompts.repo_fim_ids(self.tokenizer, repo, files, path, prefix, suffix)
+            return prompts.repo_fim_ids(
+                self.tokenizer, repo, files, path, prefix, suffix, spm=self.config.fim_order == "spm"
+            )
         except UserError as e:
             raise ServeError(400, str(e)) from None
 

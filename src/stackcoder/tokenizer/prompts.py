@@ -1,8 +1,8 @@
 """Prompts in the formats StarCoder2 was trained on (recipe.md §2), built from the tokenizer's own
-special tokens, so callers never spell them: file-level FIM (PSM) and repository-level FIM, where the
-repository's other files come first as in a training document with metadata and the edited file is
-a FIM chunk whose prefix starts with its path (what `train/fim.py` makes). The server and the FIM
-evaluation share them."""
+special tokens, so callers never spell them: file-level FIM (PSM or SPM) and repository-level FIM,
+where the repository's other files come first as in a training document with metadata and the edited
+file is a FIM chunk whose prefix starts with its path (what `train/fim.py` makes). The server and the
+FIM evaluation share them."""
 
 from __future__ import annotations
 
@@ -24,19 +24,32 @@ def encode(tok: Tokenizer, text: str) -> list[int]:
     return tok.encode(text, add_special_tokens=False).ids
 
 
-def fim_ids(tok: Tokenizer, prefix: str, suffix: str, path: str | None = None) -> list[int]:
-    """<fim_prefix>[path\\n]prefix<fim_suffix>suffix<fim_middle>"""
+def fim_ids(
+    tok: Tokenizer, prefix: str, suffix: str, path: str | None = None, spm: bool = False
+) -> list[int]:
+    """PSM: <fim_prefix>[path\\n]prefix<fim_suffix>suffix<fim_middle>
+    SPM: <fim_prefix><fim_suffix>suffix<fim_middle>[path\\n]prefix (both as `train/fim.py` makes them)"""
     pre, suf, mid = _ids(tok, FIM_PREFIX, FIM_SUFFIX, FIM_MIDDLE)
     head = f"{path}\n" if path is not None else ""
+    if spm:
+        return [pre, suf, *encode(tok, suffix), mid, *encode(tok, head + prefix)]
     return [pre, *encode(tok, head + prefix), suf, *encode(tok, suffix), mid]
 
 
 def repo_fim_ids(
-    tok: Tokenizer, repo: str, files: list[tuple[str, str]], path: str, prefix: str, suffix: str
+    tok: Tokenizer,
+    repo: str,
+    files: list[tuple[str, str]],
+    path: str,
+    prefix: str,
+    suffix: str,
+    spm: bool = False,
 ) -> list[int]:
-    """<repo_name>repo<file_sep>a.py\\ntext…<file_sep><fim_prefix>path\\nprefix<fim_suffix>suffix<fim_middle>"""
+    """<repo_name>repo<file_sep>a.py\\ntext…<file_sep> then the edited file as in `fim_ids`:
+    <fim_prefix>path\\nprefix<fim_suffix>suffix<fim_middle> (PSM) or
+    <fim_prefix><fim_suffix>suffix<fim_middle>path\\nprefix (SPM)"""
     repo_name, file_sep = _ids(tok, REPO_NAME, FILE_SEP)
     ids = [repo_name, *encode(tok, repo)]
     for name, text in files:
         ids += [file_sep, *encode(tok, f"{name}\n{text}")]
-    return [*ids, file_sep, *fim_ids(tok, prefix, suffix, path)]
+    return [*ids, file_sep, *fim_ids(tok, prefix, suffix, path, spm)]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,15 +60,22 @@ def save_checkpoint(
     *,
     tokenizer_dir: Path,
     keep: int,
+    write_weights: Callable[[Path], None] | None = None,
 ) -> Path:
+    """``write_weights(dir)``, when given, writes the weights instead of the full HF-layout model
+    (`stackcoder finetune`: the adapter alone); it runs on the main rank only."""
     # collective: every rank takes part in gathering the full (unsharded) state
-    weights = get_model_state_dict(model, options=_FULL)
+    weights = get_model_state_dict(model, options=_FULL) if write_weights is None else {}
     optim = get_optimizer_state_dict(model, optimizer, options=_FULL)
     final = checkpoint_dir(output, step)
     if world.main:
         tmp = final.with_name(f".{final.name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        save_state(weights, config, tmp, tokenizer_dir=tokenizer_dir)
+        if write_weights is None:
+            save_state(weights, config, tmp, tokenizer_dir=tokenizer_dir)
+        else:
+            tmp.mkdir(parents=True)
+            write_weights(tmp)
         (tmp / LOADER_STATE).write_text(json.dumps(loader_state, indent=1) + "\n")
         state = {
             "step": step,
@@ -100,9 +108,14 @@ def load_checkpoint(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
+    read_weights: Callable[[Path], None] | None = None,
 ) -> tuple[int, dict[str, Any]]:
-    """Restore everything ``save_checkpoint`` wrote; returns the step and the loader state."""
-    load_weights(path, model)
+    """Restore everything ``save_checkpoint`` wrote (the weights with ``read_weights(dir)`` when it
+    wrote them with ``write_weights``); returns the step and the loader state."""
+    if read_weights is None:
+        load_weights(path, model)
+    else:
+        read_weights(path)
     state = torch.load(path / TRAINER_STATE, map_location="cpu", weights_only=False)
     set_optimizer_state_dict(
         model, optimizer, state["optimizer"], options=StateDictOptions(full_state_dict=True)

@@ -14,6 +14,11 @@ The draws follow bigcode's Megatron-LM (``permute``): candidate, then per chunk 
 the two boundaries (``randint(0, len + 1, 2)``, sorted). A transformed document is a few tokens
 longer than before; the loader packs after this transform, so training sequences keep their length
 and nothing of the file is cut (docs/training.md).
+
+That is ``mode="repository"``. The other sources of a mix (recipe.md §6) have no published FIM;
+``mode="document"`` treats a document as a repository of one file with no path: its leading special
+tokens (``<jupyter_script>``) stay in front, its closing ``<|endoftext|>`` at the end, and the text
+between is the one chunk, drawn as above (``stackcoder tokenize --fim`` says which source gets which).
 """
 
 from __future__ import annotations
@@ -24,7 +29,18 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from stackcoder.errors import UserError
-from stackcoder.tokenizer.special_tokens import EOS, FILE_SEP, FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX, REPO_NAME
+from stackcoder.tokenizer.special_tokens import (
+    EOS,
+    FILE_SEP,
+    FIM_MIDDLE,
+    FIM_PREFIX,
+    FIM_SUFFIX,
+    REPO_NAME,
+    SPECIAL_TOKENS,
+)
+
+# how FIM applies to a source's documents: per file of a repository document, to a whole document, or not
+FIM_MODES = ("repository", "document", "none")
 
 
 @dataclass(frozen=True)
@@ -53,18 +69,29 @@ class Fim:
     """The transform: ``fim(tokens, rng)`` returns the document's tokens, transformed or as they were."""
 
     def __init__(
-        self, tokenizer: Tokenizer, rate: float = 0.5, file_rate: float = 0.5, spm_rate: float = 0.5
+        self,
+        tokenizer: Tokenizer,
+        rate: float = 0.5,
+        file_rate: float = 0.5,
+        spm_rate: float = 0.5,
+        mode: str = "repository",
     ):
         for name, p in (("rate", rate), ("file_rate", file_rate), ("spm_rate", spm_rate)):
             if not 0 <= p <= 1:
                 raise UserError(f"FIM {name} must be in [0, 1], not {p}")
+        if mode not in ("repository", "document"):
+            raise UserError(f"FIM mode must be repository or document, not {mode!r}")
         self.tok = tokenizer
         self.ids = FimIds.of(tokenizer)
-        self.rate, self.file_rate, self.spm_rate = rate, file_rate, spm_rate
+        self.rate, self.file_rate, self.spm_rate, self.mode = rate, file_rate, spm_rate, mode
+        ids = (tokenizer.token_to_id(t) for t in SPECIAL_TOKENS)
+        self.special = np.array(sorted(i for i in ids if i is not None))
 
     def __call__(self, doc: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if self.rate == 0 or rng.random() >= self.rate:
             return doc
+        if self.mode == "document":
+            return self._whole(doc, rng)
         ids = self.ids
         has_metadata = len(doc) > 0 and doc[0] == ids.repo_name
         bounds = np.flatnonzero((doc == ids.file_sep) | (doc == ids.eos))
@@ -84,6 +111,18 @@ class Fim:
             else:
                 pieces.append(chunk)
         return np.concatenate(pieces)
+
+    def _whole(self, doc: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A document as one file: what follows its leading special tokens, up to its closing
+        ``<|endoftext|>``, transformed with ``file_rate``."""
+        head = 0
+        while head < len(doc) and np.isin(doc[head], self.special):
+            head += 1
+        end = len(doc) - 1 if len(doc) > head and doc[-1] == self.ids.eos else len(doc)
+        chunk = doc[head:end]
+        if len(chunk) and rng.random() < self.file_rate and not self._has_fim(chunk):
+            return np.concatenate([doc[:head], self.permute(chunk, rng, False), doc[end:]])
+        return doc
 
     def _has_fim(self, chunk: np.ndarray) -> bool:
         i = self.ids
@@ -113,21 +152,25 @@ class Fim:
 
 
 def undo_fim(doc: list[int] | np.ndarray, tokenizer: Tokenizer) -> str:
-    """The text of a document with every FIM chunk put back in order: the inverse of ``Fim``."""
+    """The text of a document with every FIM chunk put back in order: the inverse of ``Fim`` (either mode)."""
     ids = FimIds.of(tokenizer)
     doc = np.asarray(doc)
     bounds = np.flatnonzero((doc == ids.file_sep) | (doc == ids.eos))
-    pieces = [doc[: bounds[0]] if len(bounds) else doc]
+    first = doc[: bounds[0]] if len(bounds) else doc
+    starts = np.flatnonzero(first == ids.prefix)  # mode "document": the chunk after the leading tokens
+    pieces = [first[: starts[0]], _undo_chunk(first[starts[0] :], ids)] if len(starts) else [first]
     for k, b in enumerate(bounds):
         end = bounds[k + 1] if k + 1 < len(bounds) else len(doc)
-        chunk = doc[b + 1 : end]
         pieces.append(doc[b : b + 1])
-        if len(chunk) and chunk[0] == ids.prefix:
-            m = int(np.flatnonzero(chunk == ids.middle)[0])
-            if len(chunk) > 1 and chunk[1] == ids.suffix:  # SPM: suffix, then prefix + middle
-                chunk = np.concatenate([chunk[m + 1 :], chunk[2:m]])
-            else:
-                s = int(np.flatnonzero(chunk == ids.suffix)[0])
-                chunk = np.concatenate([chunk[1:s], chunk[m + 1 :], chunk[s + 1 : m]])
-        pieces.append(chunk)
+        pieces.append(_undo_chunk(doc[b + 1 : end], ids))
     return "".join(tokenizer.decode(p.tolist(), skip_special_tokens=False) for p in pieces)
+
+
+def _undo_chunk(chunk: np.ndarray, ids: FimIds) -> np.ndarray:
+    if not len(chunk) or chunk[0] != ids.prefix:
+        return chunk
+    m = int(np.flatnonzero(chunk == ids.middle)[0])
+    if len(chunk) > 1 and chunk[1] == ids.suffix:  # SPM: suffix, then prefix + middle
+        return np.concatenate([chunk[m + 1 :], chunk[2:m]])
+    s = int(np.flatnonzero(chunk == ids.suffix)[0])
+    return np.concatenate([chunk[1:s], chunk[m + 1 :], chunk[s + 1 : m]])

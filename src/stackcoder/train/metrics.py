@@ -25,10 +25,13 @@ def flops_per_token(cfg: Starcoder2Config, seq_len: int) -> float:
     return 6 * (dense + embedding) + 12 * cfg.num_hidden_layers * cfg.hidden_size * window
 
 
-def peak_flops(device: torch.device, override_tflops: float | None = None) -> tuple[float, str]:
+def peak_flops(
+    device: torch.device, override_tflops: float | None = None, dtype: torch.dtype = torch.float32
+) -> tuple[float, str]:
     """The FLOP/s that MFU divides by, and where it comes from. A GPU: its bf16 spec. The CPU has no
-    spec we can read, so it is this machine's measured fp32 matmul rate on all its threads (an
-    upper bound real kernels approach, not a datasheet number)."""
+    spec we can read, so it is this machine's measured matmul rate in `dtype` (fp32 for `train`, bf16
+    for a bf16 finetune base: AMX makes it several times fp32's) on all its threads (an upper bound
+    real kernels approach, not a datasheet number)."""
     if override_tflops:
         return override_tflops * 1e12, "configured"
     if device.type == "cuda":
@@ -37,14 +40,15 @@ def peak_flops(device: torch.device, override_tflops: float | None = None) -> tu
             if key in name:
                 return value * 1e12, f"{key} bf16 spec"
         return 0.0, f"unknown ({name}); set log.peak_tflops"
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
     a @ b
     best = float("inf")
     for _ in range(5):  # best of a few: the rate this machine reaches, not what a busy moment allows
         start = time.perf_counter()
         a @ b
         best = min(best, time.perf_counter() - start)
-    return 2 * 2048**3 / best, "measured CPU fp32 matmul"
+    name = {torch.float32: "fp32", torch.bfloat16: "bf16"}.get(dtype, str(dtype))
+    return 2 * 2048**3 / best, f"measured CPU {name} matmul"
 
 
 class MetricsLog:

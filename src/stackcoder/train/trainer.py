@@ -14,6 +14,7 @@ import math
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,13 +23,14 @@ import torch
 from tqdm import tqdm
 
 from stackcoder import __version__
+from stackcoder.data.mix import mix_sources
 from stackcoder.errors import UserError
 from stackcoder.model.config import Starcoder2Config, get_size
 from stackcoder.model.hf import load_config, save_state
 from stackcoder.model.model import Starcoder2, pick_attn_impl
 from stackcoder.train.checkpoint import latest_checkpoint, load_checkpoint, load_weights, save_checkpoint
 from stackcoder.train.config import TrainConfig
-from stackcoder.train.dataset import Batch, PackedLoader, TokenShards
+from stackcoder.train.dataset import Batch, MixSource, PackedLoader, TokenShards
 from stackcoder.train.fim import Fim
 from stackcoder.train.metrics import MetricsLog, flops_per_token, peak_flops
 from stackcoder.train.parallel import all_gather, all_sum, close_world, init_world, parallelize
@@ -86,6 +88,13 @@ def lr_lambda(cfg: TrainConfig):  # noqa: ANN201 - LambdaLR's callable
 
 
 class Trainer:
+    # what `--overwrite` leaves in the output: slurm/ (the job running this may log there)
+    keep_on_overwrite: tuple[str, ...] = ("slurm",)
+    # how a checkpoint holds the weights (a method taking its directory); None: the full model in the
+    # HF layout. `stackcoder finetune` writes and reads the adapter alone (train/finetune.py)
+    write_weights: Callable[[Path], None] | None = None
+    read_weights: Callable[[Path], None] | None = None
+
     def __init__(
         self, cfg: TrainConfig, output: str | Path, *, progress: bool = True, overwrite: bool = False
     ):
@@ -112,26 +121,20 @@ class Trainer:
                 f"{per_rank} rows per rank is not a multiple of training.micro_batch {t.micro_batch}"
             )
         here = range(world.rank * per_rank, (world.rank + 1) * per_rank)
-        fim = Fim(tokenizer, cfg.data.fim_rate, cfg.data.fim_file_rate, cfg.data.fim_spm_rate)
+        # the sources of the mix tokens.json records (one for a dataset of documents alone)
+        self.mix = mix_sources(info)
         self.loader = PackedLoader(
-            TokenShards(tokens / "train"),
+            [self._mix_source(tokens, s, tokenizer) for s in self.mix],
             seq_len=cfg.data.seq_len,
             lanes=t.global_batch,
             lanes_here=here,
             seed=t.seed,
-            fim=fim,
         )
-        valid = tokens / "valid"
-        self.valid = TokenShards(valid) if any(valid.glob("*.ds")) else None
+        valid = {s["name"]: tokens / "valid" / s["dir"] for s in self.mix}
+        self.valid = {name: TokenShards(d) for name, d in valid.items() if any(d.glob("*.ds"))}
 
         torch.manual_seed(t.seed)
-        model = Starcoder2(self.model_config).to(world.device)
-        if cfg.model.init_from:
-            load_weights(Path(cfg.model.init_from), model)
-        model.attn_impl = (
-            pick_attn_impl(world.device) if cfg.model.attn_impl == "auto" else cfg.model.attn_impl
-        )
-        self.raw_model = model
+        self.raw_model = model = self.build_model()
         self.model = parallelize(model, world, t.parallel)
         if t.compile:
             self.model = torch.compile(self.model)
@@ -140,7 +143,9 @@ class Trainer:
         bf16 = t.dtype == "bfloat16" or (t.dtype == "auto" and world.device.type == "cuda")
         self.autocast = torch.autocast(world.device.type, dtype=torch.bfloat16, enabled=bf16)
         self.flops_per_token = flops_per_token(self.model_config, cfg.data.seq_len)
-        self.peak, self.peak_source = peak_flops(world.device, cfg.log.peak_tflops)
+        # on the CPU MFU is against the measured matmul rate of the dtype the model computes in
+        compute = torch.bfloat16 if bf16 else torch.float32
+        self.peak, self.peak_source = peak_flops(world.device, cfg.log.peak_tflops, compute)
         self.step = 0
 
     def _prepare_output(self, overwrite: bool) -> None:
@@ -154,7 +159,9 @@ class Trainer:
         problem = None
         if self.world.main:
             if path.is_file() and overwrite:
-                shutil.rmtree(self.output)
+                for child in self.output.iterdir():
+                    if child.name not in self.keep_on_overwrite:
+                        shutil.rmtree(child) if child.is_dir() else child.unlink()
             if path.is_file():
                 before = json.loads(path.read_text())
                 before.pop("stackcoder", None)
@@ -173,6 +180,19 @@ class Trainer:
         if problem:
             raise UserError(problem)
 
+    def build_model(self) -> torch.nn.Module:
+        """A fresh model, or ``model.init_from``'s weights (`stackcoder finetune` overrides this: a
+        frozen base with LoRA adapters, train/finetune.py)."""
+        model = Starcoder2(self.model_config).to(self.world.device)
+        if self.cfg.model.init_from:
+            load_weights(Path(self.cfg.model.init_from), model)
+        model.attn_impl = self.attn_impl()
+        return model
+
+    def attn_impl(self) -> str:
+        impl = self.cfg.model.attn_impl
+        return pick_attn_impl(self.world.device) if impl == "auto" else impl
+
     def _optimizer(self) -> torch.optim.Optimizer:
         o = self.cfg.optimizer
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -188,7 +208,7 @@ class Trainer:
         cfg, world = self.cfg, self.world
         resume = latest_checkpoint(self.output)
         if resume is not None:
-            self.step, loader_state = load_checkpoint(resume, self.model, self.optimizer, self.scheduler)
+            self.step, loader_state = self.load(resume)
             self.loader.load_state_dict(loader_state)
         log = MetricsLog(self.output / "metrics.jsonl", world.main, self.step if resume else None)
         self._say(self._banner(resume))
@@ -220,7 +240,10 @@ class Trainer:
             if (cfg.eval.every and self.step % cfg.eval.every == 0) or last:
                 eval_loss = self.evaluate()
                 if eval_loss is not None:
-                    log.write({"step": self.step, "eval_loss": round(eval_loss, 5)})
+                    record = {"step": self.step, "eval_loss": round(eval_loss, 5)}
+                    if len(self.mix) > 1:  # and each source's held-out loss
+                        record["eval_losses"] = {k: round(v, 5) for k, v in self.eval_losses.items()}
+                    log.write(record)
                     self._say(f"step {self.step}: held-out loss {eval_loss:.4f}", bar)
             if (cfg.checkpoint.every and self.step % cfg.checkpoint.every == 0) or last:
                 self.save()
@@ -260,24 +283,37 @@ class Trainer:
             )
         return loss, grad_norm
 
+    def _mix_source(self, tokens: Path, source: dict[str, Any], tokenizer: Any) -> MixSource:
+        """A source of the mix for the loader: its training shards, probability and FIM mode."""
+        folder, d = tokens / "train" / source["dir"], self.cfg.data
+        drawn = source["probability"] > 0 and any(folder.glob("*.ds"))
+        mode = source.get("fim", "repository")
+        fim = Fim(tokenizer, d.fim_rate, d.fim_file_rate, d.fim_spm_rate, mode) if mode != "none" else None
+        shards = TokenShards(folder) if drawn else None
+        return MixSource(shards, source["probability"], fim, source["name"])
+
     @torch.no_grad()
     def evaluate(self) -> float | None:
-        """Mean loss on the held-out repositories, left to right (no FIM), the same batches every time."""
-        if self.valid is None:
+        """Mean loss on the held-out repositories, left to right (no FIM), the same batches every time;
+        with a mix, over all its sources, each source's own in ``eval_losses``."""
+        sums = {name: self._evaluate(shards) for name, shards in self.valid.items()}
+        sums = {name: s for name, s in sums.items() if s is not None}
+        self.eval_losses = {name: total / count for name, (total, count) in sums.items()}
+        if not sums:
             return None
+        return sum(s[0] for s in sums.values()) / sum(s[1] for s in sums.values())
+
+    def _evaluate(self, valid: TokenShards) -> tuple[float, float] | None:
+        """The summed loss and target tokens of ``valid``'s evaluation batches. Every rank evaluates
+        the same rows (as many as a micro-batch), so the figure does not depend on the number of
+        ranks: split over ranks, a held-out source with fewer documents than ranks would be skipped
+        on some world sizes and not others."""
         world, seq_len = self.world, self.cfg.data.seq_len
-        per_rank = min(self.cfg.training.micro_batch, len(self.valid) // world.size)
-        if per_rank == 0:
+        lanes = min(self.cfg.training.micro_batch, len(valid))
+        if lanes == 0 or valid.num_tokens == 0:
             return None
-        lanes = per_rank * world.size
-        loader = PackedLoader(
-            self.valid,
-            seq_len=seq_len,
-            lanes=lanes,
-            lanes_here=range(world.rank * per_rank, (world.rank + 1) * per_rank),
-            seed=self.cfg.training.seed,
-        )
-        batches = min(self.cfg.eval.batches, max(1, self.valid.num_tokens // (lanes * seq_len)))
+        loader = PackedLoader(valid, seq_len=seq_len, lanes=lanes, seed=self.cfg.training.seed)
+        batches = min(self.cfg.eval.batches, max(1, valid.num_tokens // (lanes * seq_len)))
         self.model.eval()
         total = count = 0.0
         for _ in range(batches):
@@ -289,7 +325,11 @@ class Trainer:
                 )
             total, count = total + float(loss) * b.tokens, count + b.tokens
         self.model.train()
-        return float(all_sum(total, world) / all_sum(count, world))
+        return total, count
+
+    def load(self, checkpoint: Path) -> tuple[int, dict[str, Any]]:
+        """Restore a checkpoint ``save`` wrote; returns the step and the loader state."""
+        return load_checkpoint(checkpoint, self.model, self.optimizer, self.scheduler, self.read_weights)
 
     def save(self) -> Path:
         lanes: dict[str, Any] = {}
@@ -307,6 +347,7 @@ class Trainer:
             self.world,
             tokenizer_dir=self.tokenizer_dir,
             keep=self.cfg.checkpoint.keep,
+            write_weights=self.write_weights,
         )
 
     def export(self) -> Path:
@@ -350,6 +391,16 @@ class Trainer:
             "tokens": self.step * self.cfg.training.global_batch * self.cfg.data.seq_len,
             "tokens_per_s": round(tokens_per_s, 1),
             "mfu": round(mfu, 4) if mfu is not None else None,
+            "epochs": self._epochs(),
+        }
+
+    def _epochs(self) -> dict[str, float]:
+        """Per source, the epochs seen so far: documents read (all ranks) ÷ documents it holds."""
+        read = all_sum(self.loader.documents_read(), self.world).tolist()
+        return {
+            src.name: round(n / len(src.shards), 4)
+            for src, n in zip(self.loader.sources, read, strict=True)
+            if src.shards is not None
         }
 
     def _line(self, r: dict[str, Any]) -> str:

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 
 from stackcoder.data import fields as F
 from stackcoder.data.dedup import dedup_filters, dedup_passes
-from stackcoder.data.executor import run_steps
+from stackcoder.data.executor import RunOptions, run_steps
 from stackcoder.data.readers.shards import ShardReader, shard_path
 from stackcoder.data.recipe import load_recipe
 from stackcoder.data.writer import FILES_SCHEMA
@@ -60,7 +60,9 @@ def run_passes(work: Path, shards: int, buckets: int, rcp: dict | None = None, w
     for p in dedup_passes(work, shards, buckets, rcp or recipe()):
         if workers:
             logs = work / "logs" / f"{p.name}-{workers}w-{buckets}b"
-            run_steps(p.steps, tasks=p.tasks, workers=min(workers, p.tasks), logging_dir=logs, progress=False)
+            run_steps(
+                p.steps, tasks=p.tasks, logging_dir=logs, options=RunOptions(workers=workers, progress=False)
+            )
         else:
             for rank in range(p.tasks):
                 for step in p.steps:

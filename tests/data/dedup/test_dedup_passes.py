@@ -100,13 +100,14 @@ def test_same_output_on_the_ray_executor(tmp_path, golden):
     pytest.importorskip("ray", reason="Ray is not installed")
     import ray
 
-    from stackcoder.data.executor import run_steps
+    from stackcoder.data.executor import RunOptions, run_steps
 
     write_shards(tmp_path, corpus())
     try:
         for p in dedup_passes(tmp_path, SHARDS, 2, recipe()):
             logs = tmp_path / "logs" / p.name
-            run_steps(p.steps, tasks=p.tasks, workers=2, logging_dir=logs, executor="ray", progress=False)
+            options = RunOptions(executor="ray", workers=2, progress=False)
+            run_steps(p.steps, tasks=p.tasks, logging_dir=logs, options=options)
     finally:
         ray.shutdown()
     assert outcome(tmp_path, 2) == golden

@@ -21,7 +21,7 @@ import pytest
 from stackcoder.cli import main
 from stackcoder.data import fields as F
 from stackcoder.data.demo import download as D
-from stackcoder.data.demo.debian import extract_source
+from stackcoder.data.demo.debian import LAYOUT_VERSION, extract_source
 from stackcoder.data.demo.manifest import ECOSYSTEMS, MANIFEST, Package, load_manifest, select
 from stackcoder.errors import UserError
 
@@ -68,7 +68,9 @@ def test_manifest_is_valid_and_large_enough(manifest):
             arch = p.arch or "all"
             # apt-get download names the file <name>_<version without epoch>_<arch>.deb
             assert p.file == f"{p.name}_{p.version.split(':')[-1]}_{arch}.deb", p.name
-            assert p.name.startswith(("golang-", "librust-")) and p.name.endswith("-dev")
+            assert p.name.startswith("elpa-") or (
+                p.name.startswith(("golang-", "librust-")) and p.name.endswith("-dev")
+            )
         if p.ecosystem == "npm":
             assert p.file.endswith(".tgz")
 
@@ -81,8 +83,12 @@ def test_manifest_covers_ecosystems_classes_and_copyleft_families(manifest):
     assert any(lic.startswith("LGPL-") for lic in non_permissive)
     assert any(lic.startswith("AGPL-") for lic in non_permissive)
     assert any(lic.startswith("MPL-") for lic in non_permissive)
-    # no_license from real packages of each registry, not only Debian's stripped Go sources
-    assert {p.ecosystem for p in manifest if p.expect_license_class == F.NO_LICENSE} == set(ECOSYSTEMS)
+    # no_license from packages that ship no license file; Debian packages carry debian/copyright
+    assert {p.ecosystem for p in manifest if p.expect_license_class == F.NO_LICENSE} == {"pypi", "npm"}
+    # copyleft code that only debian/copyright licenses (DEP-5), and a choice with a copyleft alternative
+    debian = {p.name: p.expect_license_class for p in manifest if p.ecosystem == "debian"}
+    assert debian["golang-github-hashicorp-go-multierror-dev"] == debian["elpa-s"] == F.NON_PERMISSIVE
+    assert by_name(manifest, "jszip").expect_license_class == F.PERMISSIVE
 
 
 def test_manifest_covers_languages_per_ecosystem(manifest):
@@ -91,7 +97,7 @@ def test_manifest_covers_languages_per_ecosystem(manifest):
 
     assert {"Python", "C", "C++", "Cython", "Rust"} <= langs("pypi")
     assert {"JavaScript", "TypeScript", "CSS"} <= langs("npm")
-    assert {"Go", "Rust"} <= langs("debian")
+    assert {"Go", "Rust", "Emacs Lisp"} <= langs("debian")
 
 
 def test_manifest_rejects_bad_entries(tmp_path):
@@ -258,22 +264,43 @@ def test_docs_table_lists_every_package(manifest):
 # --- Debian packages: the source subtree only, never outside the target
 
 
-def test_debian_extraction_keeps_only_the_source_subtree(tmp_path):
+def test_debian_extraction_keeps_the_source_subtree_and_the_copyright_file(tmp_path):
     repo = extract_source(ISATTY_DEB, tmp_path / "repo")
     files = {p.relative_to(repo).as_posix() for p in repo.rglob("*") if p.is_file()}
-    assert files == ISATTY_GO  # no usr/share/doc/.../copyright, no changelog
+    assert files == ISATTY_GO | {"debian/copyright"}  # no changelog, no other usr/share/doc file
     assert "package isatty" in (repo / "isatty_bsd.go").read_text()
+    copyright_text = (repo / "debian" / "copyright").read_text()
+    assert copyright_text.startswith(
+        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/"
+    )
+    assert "Files: *\n" in copyright_text and "License: Expat\n" in copyright_text
 
 
 def test_debian_package_becomes_a_directory_in_repos(tmp_path, monkeypatch, manifest):
     calls = fake_client(monkeypatch, "debian", ISATTY_DEB)
     D.download_corpus(tmp_path, only=["golang-github-mattn-go-isatty-dev"], progress=False, packages=manifest)
     repo = tmp_path / "repos" / "mattn__go-isatty-0.0.17-1"
-    assert {p.name for p in repo.iterdir()} == ISATTY_GO
+    assert {p.name for p in repo.iterdir()} == ISATTY_GO | {"debian"}
     no_client(monkeypatch)
     D.download_corpus(tmp_path, only=["mattn/go-isatty"], progress=False, packages=manifest)
     assert calls == ["golang-github-mattn-go-isatty-dev"]
-    assert [p.name for p in (tmp_path / "repos").iterdir()] == [repo.name]  # no temporary leftovers
+    # no temporary leftovers; the hidden layout marker is skipped by --repos-dir
+    assert sorted(p.name for p in (tmp_path / "repos").iterdir()) == [f".{repo.name}.layout", repo.name]
+
+
+def test_a_debian_entry_of_an_older_layout_is_extracted_again(tmp_path, monkeypatch, manifest):
+    """A cache laid out before debian/copyright was carried must not keep the old tree silently."""
+    fake_client(monkeypatch, "debian", ISATTY_DEB)
+    D.download_corpus(tmp_path, only=["mattn/go-isatty"], progress=False, packages=manifest)
+    repo = tmp_path / "repos" / "mattn__go-isatty-0.0.17-1"
+    marker = tmp_path / "repos" / f".{repo.name}.layout"
+    shutil.rmtree(repo / "debian")  # what layout 1 wrote: the source subtree only, no marker
+    marker.unlink()
+    no_client(monkeypatch)  # the cached .deb is reused, only the layout is redone
+    D.download_corpus(tmp_path, only=["mattn/go-isatty"], progress=False, packages=manifest)
+    assert (repo / "debian" / "copyright").is_file()
+    assert marker.read_text().strip() == LAYOUT_VERSION
+    assert sorted(p.name for p in (tmp_path / "repos").iterdir()) == [marker.name, repo.name]
 
 
 def make_deb(path: Path, members: list[tarfile.TarInfo | tuple[str, bytes]]) -> Path:
@@ -322,9 +349,12 @@ def test_debian_extraction_refuses_paths_outside_the_target(tmp_path, evil):
 def test_debian_extraction_does_not_recreate_links(tmp_path):
     link = tarfile.TarInfo("./usr/share/gocode/src/github.com/o/n/passwd")
     link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+    doc_link = tarfile.TarInfo("./usr/share/doc/link/copyright")  # a copyright file that is a link
+    doc_link.type, doc_link.linkname = tarfile.SYMTYPE, "/etc/shadow"
     src = "./usr/share/gocode/src/github.com/o/n/"
     deb = make_deb(
-        tmp_path / "link.deb", [(src + "n.go", b"package n\n"), (src + "a/a.go", b"package a\n"), link]
+        tmp_path / "link_1_all.deb",
+        [(src + "n.go", b"package n\n"), (src + "a/a.go", b"package a\n"), link, doc_link],
     )
     repo = extract_source(deb, tmp_path / "repo")
     assert sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*")) == ["a", "a/a.go", "n.go"]
@@ -397,7 +427,8 @@ def test_real_download_of_two_small_packages(tmp_path, manifest):
 
 @pytest.mark.slow
 def test_expectations_match_scancode_and_enry_on_the_cached_corpus(manifest, demo_corpus):
-    """The manifest's license classes and languages, checked on the corpus in the default cache."""
+    """The manifest's license classes and languages, checked on the corpus in the default cache: the
+    class is what ``LicenseDetector`` (recipe settings) gives the repository's root files."""
     cache = demo_corpus
     missing = [p.name for p in manifest if not (cache / "repos" / p.source).exists()]
     if missing:
@@ -406,23 +437,35 @@ def test_expectations_match_scancode_and_enry_on_the_cached_corpus(manifest, dem
         )
     pytest.importorskip("licensedcode", reason="needs scancode-toolkit")
     enry = pytest.importorskip("enry", reason="needs enry-python")
-    from stackcoder.data.license import classify, scan_license_text
+    from conftest import make_file
+    from stackcoder.data.license import LicenseDetector
     from stackcoder.data.license_files import is_license_file
+    from stackcoder.data.readers.raw import file_order
+    from stackcoder.data.recipe import load_recipe
 
+    settings = {k: v for k, v in load_recipe()["license"].items() if k != "keep_classes"}
     wrong = []
     for p in manifest:
-        root_ids: set[str] = set()
-        langs: set[str] = set()
-        for path, data in repo_files(cache / "repos" / p.source):
-            if is_license_file(path) and "/" not in path:  # the root's license files
-                root_ids.update(scan_license_text(data.decode("utf-8", "replace")))
-            # vendored files count: the pipeline labels them (is_vendor) but keeps them, and enry calls
-            # every dist/ folder, *.d.ts and even normalize.css vendored
-            if not enry.is_binary(data[:8000]):
-                langs.add(enry.get_language(path.rsplit("/", 1)[-1], data))
-        got = classify(root_ids)[1]
-        if got != p.expect_license_class or not set(p.languages) <= langs:
-            wrong.append((p.name, p.expect_license_class, got, sorted(root_ids), set(p.languages) - langs))
+        files = sorted(repo_files(cache / "repos" / p.source), key=lambda f: file_order(f[0]))
+        docs = [
+            make_file(data.decode("utf-8", "replace"), path, repo_name=p.repo_name) for path, data in files
+        ]
+        labeled = LicenseDetector(**settings).run(iter(docs))
+        root = {d.metadata[F.LICENSE_TYPE] for d in labeled if "/" not in d.metadata[F.PATH]}
+        root_code = {
+            d.metadata[F.LICENSE_TYPE]
+            for d in docs
+            if "/" not in d.metadata[F.PATH] and not is_license_file(d.metadata[F.PATH])
+        }
+        # vendored files count: the pipeline labels them (is_vendor) but keeps them, and enry calls
+        # every dist/ folder, *.d.ts and even normalize.css vendored
+        langs = {
+            enry.get_language(path.rsplit("/", 1)[-1], data)
+            for path, data in files
+            if not enry.is_binary(data[:8000])
+        }
+        if (root_code or root) != {p.expect_license_class} or not set(p.languages) <= langs:
+            wrong.append((p.name, p.expect_license_class, root_code or root, set(p.languages) - langs))
     assert wrong == []
 
 

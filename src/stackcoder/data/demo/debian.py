@@ -1,11 +1,18 @@
-"""Unpack the source subtree of a Debian ``golang-*-dev`` or ``librust-*-dev`` package.
+"""Unpack the source subtree of a Debian ``golang-*-dev``, ``librust-*-dev``, ``elpa-*`` or ``ruby-*``
+package.
 
 A ``.deb`` is an ``ar`` archive whose ``data.tar.*`` member holds the installed tree. Go packages put
-their source under ``/usr/share/gocode/src/<import path>/`` and Rust crates under
-``/usr/share/cargo/registry/<crate>-<version>/``; the repository is the deepest directory that holds
-all the files below those roots. Everything else (``/usr/share/doc``, ...) is left out. We read the
-archive in Python rather than with ``dpkg-deb -x`` so that nothing is written outside the target:
-links are not recreated, and a member whose path leaves the archive root is refused.
+their source under ``/usr/share/gocode/src/<import path>/``, Rust crates under
+``/usr/share/cargo/registry/<crate>-<version>/``, Emacs Lisp packages under
+``/usr/share/emacs/site-lisp/elpa-src/<name>-<version>/`` and Ruby gems under
+``/usr/share/rubygems-integration/all/gems/<gem>-<version>/`` (the fine-tuning benchmark's corpus,
+benchmarks/finetune_corpus.toml); the repository is the deepest directory
+that holds all the files below those roots. The package's license statement,
+``/usr/share/doc/<package>/copyright``, is carried along as ``debian/copyright``, the path it has in
+the Debian source package, whose root the source subtree corresponds to (its ``Files:`` patterns
+are relative to it). Everything else (changelogs, ...) is left out. We read the archive in Python
+rather than with ``dpkg-deb -x`` so that nothing is written outside the target: links are not
+recreated, and a member whose path leaves the archive root is refused.
 """
 
 from __future__ import annotations
@@ -20,7 +27,15 @@ from pathlib import Path
 
 from stackcoder.errors import UserError
 
-SOURCE_ROOTS = ("usr/share/gocode/src/", "usr/share/cargo/registry/")
+SOURCE_ROOTS = (
+    "usr/share/gocode/src/",
+    "usr/share/cargo/registry/",
+    "usr/share/emacs/site-lisp/elpa-src/",
+    "usr/share/rubygems-integration/all/gems/",
+)
+COPYRIGHT = "debian/copyright"  # where the package's copyright file goes in the repository
+# bump when extract_source lays a package out differently: download.py re-extracts older layouts
+LAYOUT_VERSION = "2"  # 1: source subtree only; 2: + debian/copyright
 
 
 def _ar_members(data: bytes) -> dict[str, bytes]:
@@ -64,22 +79,40 @@ def _member_path(name: str) -> str:
     return posixpath.normpath(path) if path else ""
 
 
+def _copyright_member(deb: Path, members: list[tuple[str, tarfile.TarInfo]]) -> tarfile.TarInfo | None:
+    """The package's ``usr/share/doc/<package>/copyright`` (a regular file; a link is not followed)."""
+    docs = {
+        path.split("/")[3]: m
+        for path, m in members
+        if m.isfile()
+        and path.startswith("usr/share/doc/")
+        and path.count("/") == 4
+        and path.endswith("/copyright")
+    }
+    package = deb.name.split("_", 1)[0]  # apt-get names the file <package>_<version>_<arch>.deb
+    if package in docs:
+        return docs[package]
+    return next(iter(docs.values())) if len(docs) == 1 else None
+
+
 def extract_source(deb: Path, target: Path) -> Path:
-    """Write the package's source subtree to ``target`` (which must not exist) and return it."""
+    """Write the package's source subtree to ``target`` (which must not exist) and return it, with
+    the package's copyright file as ``debian/copyright`` unless the subtree has one of its own."""
     tar = _data_tar(deb)
-    files: list[tuple[str, tarfile.TarInfo]] = []
-    for m in tar.getmembers():
-        path = _member_path(m.name)  # check every member, not only the ones we keep
-        if m.isfile() and path.startswith(SOURCE_ROOTS):
-            files.append((path, m))
+    members = [(_member_path(m.name), m) for m in tar.getmembers()]  # check every member
+    files = [(path, m) for path, m in members if m.isfile() and path.startswith(SOURCE_ROOTS)]
     if not files:
         raise UserError(f"{deb.name}: no source under {' or '.join('/' + r for r in SOURCE_ROOTS)}")
     root = posixpath.commonpath([posixpath.dirname(p) for p, _ in files])
+    out_files = [(posixpath.relpath(path, root), m) for path, m in files]
+    copyright_member = _copyright_member(deb, members)
+    if copyright_member is not None and COPYRIGHT not in {rel for rel, _ in out_files}:
+        out_files.append((COPYRIGHT, copyright_member))
     target = Path(target)
     target.mkdir(parents=True)
     top = target.resolve()
-    for path, m in files:
-        out = (target / posixpath.relpath(path, root)).resolve()
+    for rel, m in out_files:
+        out = (target / rel).resolve()
         if not out.is_relative_to(top):  # cannot happen after _member_path; never write there anyway
             raise UserError(f"refusing a path outside the target: {m.name!r}")
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,8 @@ Layout of the cache::
 
     downloads/<ecosystem>/<file>    the artifacts as the registries serve them
     repos/<owner>__<name>-<version>.tar.gz|.tgz|.zip    sdists and npm tarballs (hard links)
-    repos/<owner>__<name>-<version>/    Debian packages: the source subtree only (debian.py)
+    repos/<owner>__<name>-<version>/    Debian packages: the source subtree + debian/copyright (debian.py)
+    repos/.<owner>__<name>-<version>.layout    its layout version (an older layout is extracted again)
     repo_metadata.jsonl             one row per repository in repos/, for --repo-metadata
 """
 
@@ -34,7 +35,7 @@ from pathlib import Path
 from datatrove.utils.logging import logger
 from tqdm import tqdm
 
-from stackcoder.data.demo.debian import extract_source
+from stackcoder.data.demo.debian import LAYOUT_VERSION, extract_source
 from stackcoder.data.demo.manifest import Package, load_manifest, select
 from stackcoder.errors import UserError
 
@@ -171,11 +172,18 @@ def _arrange(cache: Path, pkg: Package, artifact: Path) -> Path:
     repos.mkdir(parents=True, exist_ok=True)
     entry = repos / pkg.source
     if pkg.ecosystem == "debian":
-        if entry.is_dir():  # written by a rename, so it is complete
+        # the entry is written by a rename, so it is complete; the marker says which layout it has,
+        # and an older one (say, without debian/copyright) is extracted again rather than kept
+        marker = repos / f".{pkg.source}.layout"
+        current = marker.is_file() and marker.read_text(encoding="utf-8").strip() == LAYOUT_VERSION
+        if entry.is_dir() and current:
             return entry
         with tempfile.TemporaryDirectory(dir=repos, prefix=".extract-") as tmp:
             extract_source(artifact, Path(tmp) / "src")
+            if entry.is_dir():  # a stale layout: moved aside into tmp, deleted with it
+                os.replace(entry, Path(tmp) / "old")
             os.replace(Path(tmp) / "src", entry)
+        marker.write_text(LAYOUT_VERSION + "\n", encoding="utf-8")
         return entry
     if entry.is_file() and os.path.samefile(entry, artifact):
         return entry

@@ -1,7 +1,8 @@
 """The demo corpus manifest: real packages pinned by version and sha256 (docs/demo-corpus.md).
 
 Each entry is one repository for ``stackcoder build --repos-dir``: a PyPI sdist, an npm tarball, or
-the source subtree of a Debian ``golang-*-dev`` / ``librust-*-dev`` package. ``expect_license_class``
+the source subtree of a Debian ``golang-*-dev`` / ``librust-*-dev`` / ``elpa-*`` package with its
+``debian/copyright``. ``expect_license_class``
 is what a ScanCode-based pipeline should conclude for the repository's root (recipe.md §1.2), as
 checked by hand and by ScanCode on the package's license-like files.
 """

@@ -1,0 +1,40 @@
+"""``RunOptions``: where a datatrove verb (``build``, ``tokenize``, ``index build``) runs its passes,
+filled by ``cli/run_flags.py`` and taken by ``data/executor.py:run_passes``. Kept apart from
+``executor.py``, which imports datatrove, so that building the CLI's parser (every verb's ``--help``)
+reads these defaults without loading it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from stackcoder.errors import UserError
+from stackcoder.slurm import SlurmOptions
+
+EXECUTORS = ("local", "ray", "slurm")
+
+
+@dataclass
+class RunOptions:
+    """How a datatrove verb (``build``, ``tokenize``, ``index build``) runs its passes; the flags of
+    ``cli/run_flags.py``. None of it changes the output."""
+
+    executor: str = "local"
+    workers: int | None = None  # tasks at once; None: one per core (local, Ray), no limit (Slurm)
+    ray_address: str | None = None  # join this Ray cluster (default: start a local one)
+    progress: bool = True
+    slurm: SlurmOptions = field(default_factory=SlurmOptions)
+
+    def check(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise UserError(f"unknown executor {self.executor!r} (choose from {', '.join(EXECUTORS)})")
+        if self.workers is not None and self.workers < 1:
+            raise UserError("--workers must be at least 1")
+        if self.executor == "slurm":
+            self.slurm.check()
+
+    def workers_for(self, tasks: int) -> int:
+        """Processes for a pass of ``tasks`` tasks here or on Ray (on Slurm, ``workers`` caps how many
+        elements of a pass's job array run at once: ``--array=0-N%workers``)."""
+        return max(1, min(self.workers or os.cpu_count() or 1, tasks))
