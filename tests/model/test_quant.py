@@ -215,3 +215,13 @@ def test_fp32_checkpoint_at_3b_width_loads_with_memory_about_the_loaded_weights(
         ref = theirs(x).logits[0, -8:].float()
     assert (want - ref).abs().max() <= 0.02 * ref.abs().max()  # bf16 parity with transformers kept
     assert torch.equal(want.argmax(-1), ref.argmax(-1))
+
+
+def test_an_int4_layer_takes_the_largest_kernel_group_that_divides_its_width():
+    from stackcoder.model.quant import INT4_GROUP_SIZE, int4_group
+
+    assert INT4_GROUP_SIZE == 128 and int4_group(3072) == 128 and int4_group(12_288) == 128
+    assert int4_group(64) == 64 and int4_group(96) == 32 and int4_group(3072, 64) == 64
+    assert int4_group(72) == 128  # nothing divides it: check_int4_shape says why
+    with pytest.raises(ValueError, match="group_size"):
+        quant.check_int4_shape(72, 16, int4_group(72))
