@@ -142,7 +142,8 @@ def main() -> None:
         work = Path(tmp)
         lines = [f"cores: {os.cpu_count()}, python {sys.version.split()[0]}", ""]
         if args.corpus in ("demo", "both"):
-            from stackcoder.data.demo.download import default_cache, download_corpus
+            from stackcoder.data.demo.download import download_corpus
+            from stackcoder.data.demo.manifest import default_cache
 
             cache = download_corpus(default_cache(), progress=False)
             demo = [

@@ -269,7 +269,7 @@ def main() -> None:
     parts = args.parts or ["speed", "quality", "memory"]
     demo = args.demo
     if demo is None and {"quality", "memory"} & set(parts):
-        from stackcoder.data.demo.download import default_cache
+        from stackcoder.data.demo.manifest import default_cache
 
         demo = default_cache()
     if "speed" in parts:

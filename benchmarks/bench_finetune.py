@@ -137,6 +137,7 @@ def fim_middle_loss(backend, dataset: Path, per_mode: int) -> dict[str, float]: 
     """Mean loss (nats/token) of the true middle after the FIM prompt, on the FIM task's own examples and
     prompts: the task's likelihood, which moves where exact match of a small model stays at zero."""
     from stackcoder.eval import fim
+    from stackcoder.tokenizer.files import encode
 
     model, tok = backend.model, backend.tokenizer
     budget = min(4000, backend.context * 2)  # as fim.run does
@@ -145,8 +146,8 @@ def fim_middle_loss(backend, dataset: Path, per_mode: int) -> dict[str, float]: 
         for mode in fim.MODES:
             nll = count = 0.0
             for e in (e for e in fim.examples(str(dataset), per_mode) if e.mode == mode):
-                head = tok.encode(fim.prompt(e, context, budget), add_special_tokens=False).ids
-                middle = tok.encode(e.middle, add_special_tokens=False).ids
+                head = encode(tok, fim.prompt(e, context, budget))
+                middle = encode(tok, e.middle)
                 ids = (head + middle)[-backend.context :]
                 x = torch.tensor([ids[:-1]])
                 y = torch.tensor([ids[1:]])

@@ -36,7 +36,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from stackcoder.data.executor import RunOptions
-from stackcoder.index.build import IndexConfig, build_index
+from stackcoder.index.build import build_index
+from stackcoder.index.config import IndexConfig
 from stackcoder.index.portrait import (
     WIDTH,
     Portrait,

@@ -76,8 +76,7 @@ def main() -> None:
     parser.add_argument("--recipe", default=None, help="a recipe override file ([license] settings)")
     args = parser.parse_args()
 
-    from stackcoder.data.demo.download import default_cache
-    from stackcoder.data.demo.manifest import load_manifest
+    from stackcoder.data.demo.manifest import default_cache, load_manifest
     from stackcoder.data.license_files import is_license_file
     from stackcoder.data.recipe import load_recipe
 

@@ -43,8 +43,8 @@ PARTS = ["jupyter_scripts", "jupyter_structured", "issues", "pull_requests", "te
 
 def build_parts(root: Path, cache: Path, issues: int, prs: int) -> Path:
     """One `stackcoder build` of the notebooks, docs pages and GHArchive events."""
+    from stackcoder.data.build import BuildConfig, build
     from stackcoder.data.executor import RunOptions
-    from stackcoder.data.pipeline import BuildConfig, build
 
     sdists = [p for p in bench_sources.download(cache) if p.name.endswith(".tar.gz")]
     notebooks = bench_sources.notebook_repos(cache, sdists)
@@ -64,7 +64,7 @@ def build_parts(root: Path, cache: Path, issues: int, prs: int) -> Path:
 def loader_check(tokens: Path, tokenizer: Path, rows: int, seq_len: int, batches: int) -> dict:
     """Draws and tokens per source over ``batches`` batches, against tokens.json's mix; batches/s."""
     from stackcoder.data.mix import mix_sources
-    from stackcoder.tokenizer.train_bpe import load_tokenizer
+    from stackcoder.tokenizer.files import load_tokenizer
     from stackcoder.train.dataset import MixSource, PackedLoader, TokenShards
     from stackcoder.train.fim import Fim
 
@@ -144,7 +144,8 @@ def main() -> None:
 
     from stackcoder.data.executor import RunOptions, configure_logs
     from stackcoder.data.mix import parse_numbers
-    from stackcoder.data.tokenize import TokenizeConfig, tokenize
+    from stackcoder.data.options import TokenizeConfig
+    from stackcoder.data.tokenize import tokenize
 
     configure_logs()
     tokenizer = args.tokenizer or args.demo / "tokenizer"

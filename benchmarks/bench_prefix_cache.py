@@ -42,6 +42,7 @@ import torch  # noqa: E402
 from stackcoder.model.generate import SamplingParams  # noqa: E402
 from stackcoder.serve.engine import Engine  # noqa: E402
 from stackcoder.serve.prefix_cache import PrefillCache, PrefixCache  # noqa: E402
+from stackcoder.tokenizer.files import encode  # noqa: E402
 from stackcoder.tokenizer.prompts import fim_ids  # noqa: E402
 
 FIXTURE_TOKENIZER = ROOT / "tests" / "fixtures" / "model"
@@ -61,12 +62,12 @@ def llm_ls_lines(tok, lines: list[str], line: int, col: int, budget: int) -> tup
     first, last = line, line
     for i in range(max(len(before), len(after))):
         if i < len(before):
-            n = len(tok.encode(before[i], add_special_tokens=False).ids)
+            n = len(encode(tok, before[i]))
             if n > budget:
                 break
             budget, first = budget - n, line - i
         if i < len(after):
-            n = len(tok.encode(after[i], add_special_tokens=False).ids)
+            n = len(encode(tok, after[i]))
             if n > budget:
                 break
             budget, last = budget - n, line + i
@@ -93,7 +94,7 @@ def fim_order(tok, trials: int = 100, budget: int = 1024 - 3, seed: int = 0) -> 
     prompt), PSM vs SPM, over random cursors at the end of lines in real files."""
     rng = random.Random(seed)
     files = [p.read_text() for p in SOURCES]
-    files = [f for f in files if len(tok.encode(f, add_special_tokens=False).ids) > 2 * budget]
+    files = [f for f in files if len(encode(tok, f)) > 2 * budget]
     edits = {"type at the cursor": " = x", "new line": "\n    y = f(x)"}
     out: dict = {}
     for _ in range(trials):
@@ -250,7 +251,8 @@ def bench_prefix_cache(
     checkpoint: str | Path, *, device: str = "auto", dtype: str = "auto", repeats: int = 5
 ) -> dict:
     """The TTFT ratio and the FIM-order table for a checkpoint directory (weights and tokenizer)."""
-    from stackcoder.model.hf import DTYPES, load_model, load_tokenizer
+    from stackcoder.model.hf import DTYPES, load_model
+    from stackcoder.tokenizer.files import load_tokenizer
 
     dev = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     dt = None if dtype == "auto" and dev == "cpu" else DTYPES.get(dtype, torch.bfloat16)
@@ -292,7 +294,7 @@ def main() -> int:
         result = bench_prefix_cache(args.model, device=args.device, dtype=args.dtype, repeats=args.repeats)
     else:
         from stackcoder.model import Starcoder2, get_size
-        from stackcoder.model.hf import load_tokenizer
+        from stackcoder.tokenizer.files import load_tokenizer
 
         size, layers = ("debug", 2) if args.smoke else (args.size, args.layers)
         torch.manual_seed(0)

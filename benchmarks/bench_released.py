@@ -379,13 +379,14 @@ def quality(model_dir: Path, dataset: Path, window: int = 1024) -> dict:
     import torch
 
     from stackcoder.eval.heldout import heldout_files
-    from stackcoder.model.hf import load_model, load_tokenizer
+    from stackcoder.model.hf import load_model
+    from stackcoder.tokenizer.files import encode, load_tokenizer
 
     tok = load_tokenizer(model_dir)
     files = [f["content"] for rows in heldout_files(dataset).values() for f in rows]
     chunks = []
     for text in files:
-        ids = tok.encode(text, add_special_tokens=False).ids
+        ids = encode(tok, text)
         chunks += [ids[s : s + window + 1] for s in range(0, max(0, len(ids) - 1), window)]
     chunks = [torch.tensor([c]) for c in chunks if len(c) > 1]
     out, ref = {}, None

@@ -33,8 +33,8 @@ import time
 from pathlib import Path
 
 from stackcoder.data import executor
+from stackcoder.data.build import BuildConfig, build
 from stackcoder.data.executor import RunOptions, configure_logs
-from stackcoder.data.pipeline import BuildConfig, build
 
 # sdists that ship notebooks (docs, examples, test notebooks), pinned so the corpus stays the same
 PACKAGES = [

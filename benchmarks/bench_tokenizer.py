@@ -1,6 +1,6 @@
 """Tokenizer throughput: training MB/s, and encode MB/s and tokens/s, ours vs transformers.
 
-"Ours" is the ``tokenizers.Tokenizer`` that ``stackcoder.tokenizer.train_bpe`` trains and loads
+"Ours" is the ``tokenizers.Tokenizer`` that ``stackcoder.tokenizer.train_bpe`` trains and ``files`` loads
 (``encode_batch``, the path the data pipeline takes); the reference is the same saved directory loaded
 with ``transformers.AutoTokenizer`` and called on the batch (``tok(texts)``), which is how most
 training code encodes. Both get the same texts and must return the same ids.
@@ -24,8 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from stackcoder.tokenizer.corpus import Corpus
-from stackcoder.tokenizer.train_bpe import encode_batch, load_tokenizer, save_tokenizer, train_tokenizer
+from stackcoder.data.corpus import Corpus
+from stackcoder.tokenizer.files import encode_batch, load_tokenizer, save_tokenizer
+from stackcoder.tokenizer.train_bpe import train_tokenizer
 
 DEFAULT_PACKAGES = ("tokenizers", "tqdm", "wrapt", "markupsafe", "formattedcode", "jsonschema_specifications")
 

@@ -24,7 +24,7 @@ sys.path.insert(0, str(SRC))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from stackcoder.tokenizer.train_bpe import load_tokenizer  # noqa: E402
+from stackcoder.tokenizer.files import load_tokenizer  # noqa: E402
 from stackcoder.train.config import apply  # noqa: E402
 from stackcoder.train.dataset import PackedLoader, TokenShards  # noqa: E402
 from stackcoder.train.fim import Fim  # noqa: E402

@@ -30,8 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import torch  # noqa: E402
 
+from stackcoder.model.attention import pick_attn_impl  # noqa: E402
 from stackcoder.model.config import Starcoder2Config, get_size  # noqa: E402
-from stackcoder.model.model import Starcoder2, pick_attn_impl  # noqa: E402
+from stackcoder.model.model import Starcoder2  # noqa: E402
 from stackcoder.train.metrics import PEAK_TFLOPS, flops_per_token  # noqa: E402
 
 

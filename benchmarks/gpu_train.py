@@ -59,8 +59,9 @@ def package_repositories(max_bytes: int, min_files: int = 5) -> dict[str, list[t
 
 
 def prepare(output: Path, max_bytes: int, vocab_size: int) -> dict:
+    from stackcoder.tokenizer.files import save_tokenizer
     from stackcoder.tokenizer.special_tokens import EOS, FILE_SEP, REPO_NAME
-    from stackcoder.tokenizer.train_bpe import save_tokenizer, train_tokenizer
+    from stackcoder.tokenizer.train_bpe import train_tokenizer
 
     repos = package_repositories(max_bytes)
     rng = np.random.default_rng(0)

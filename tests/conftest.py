@@ -1,4 +1,6 @@
-"""Shared test helpers. Nothing here touches the network."""
+"""Shared fixtures (plain helpers such as ``make_file`` are in ``tests/helpers.py``). Nothing here
+touches the network, except ``demo_corpus``, which downloads the pinned demo packages when the cache
+is empty (and skips the test when the registries cannot be reached)."""
 
 from __future__ import annotations
 
@@ -6,33 +8,14 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from datatrove.data import Document
-
-from stackcoder.data import fields as F
-
-
-def make_file(
-    content: str | bytes, path: str = "src/main.py", repo_name: str = "owner/repo", **meta
-) -> Document:
-    """A live file as the reader would yield it (metadata per data/fields.py)."""
-    raw = content.encode("utf-8") if isinstance(content, str) else content
-    text = content if isinstance(content, str) else content.decode("utf-8", "replace")
-    metadata = {
-        F.REPO_NAME: repo_name,
-        F.PATH: path,
-        F.LENGTH_BYTES: len(raw),
-        F.SRC_ENCODING: "UTF-8",
-        F.SOURCE: "test",
-    }
-    metadata.update(meta)
-    return Document(text=text, id=f"{repo_name}:{path}", metadata=metadata)
 
 
 @pytest.fixture(scope="session")
 def demo_corpus():
     """The demo corpus in the default cache, downloaded (pinned checksums) when missing; the test is
     skipped with the reason when the package registries cannot be reached."""
-    from stackcoder.data.demo.download import default_cache, download_corpus
+    from stackcoder.data.demo.download import download_corpus
+    from stackcoder.data.demo.manifest import default_cache
     from stackcoder.errors import UserError
 
     try:
@@ -50,8 +33,8 @@ FIXTURE_REPOS = Path(__file__).parent / "fixtures" / "repos"
 @pytest.fixture(scope="session")
 def dataset(tmp_path_factory) -> Path:
     pytest.importorskip("licensedcode", reason="scancode-toolkit is not installed")
+    from stackcoder.data.build import BuildConfig, build
     from stackcoder.data.executor import RunOptions
-    from stackcoder.data.pipeline import BuildConfig, build
 
     root = tmp_path_factory.mktemp("train-data")
     recipe = root / "recipe.toml"
@@ -67,7 +50,8 @@ def dataset(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tokenizer_dir(dataset: Path) -> Path:
-    from stackcoder.tokenizer.train_bpe import save_tokenizer, train_tokenizer
+    from stackcoder.tokenizer.files import save_tokenizer
+    from stackcoder.tokenizer.train_bpe import train_tokenizer
 
     texts = [
         t
@@ -80,7 +64,8 @@ def tokenizer_dir(dataset: Path) -> Path:
 @pytest.fixture(scope="session")
 def tokens(dataset: Path, tokenizer_dir: Path) -> Path:
     from stackcoder.data.executor import RunOptions
-    from stackcoder.data.tokenize import TokenizeConfig, tokenize
+    from stackcoder.data.options import TokenizeConfig
+    from stackcoder.data.tokenize import tokenize
 
     out = dataset / "tokens"  # where `stackcoder tokenize` puts them by default
     tokenize(
@@ -110,8 +95,8 @@ def mix_dataset(tmp_path_factory) -> Path:
     import shutil
 
     from data.gharchive.helpers import Stream, Thread, git, write_dump
+    from stackcoder.data.build import BuildConfig, build
     from stackcoder.data.executor import RunOptions
-    from stackcoder.data.pipeline import BuildConfig, build
 
     root = tmp_path_factory.mktemp("mix-data")
     docs = Path(__file__).parents[1] / "docs"
@@ -156,7 +141,8 @@ def mix_dataset(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def mix_tokenizer(mix_dataset: Path) -> Path:
-    from stackcoder.tokenizer.train_bpe import save_tokenizer, train_tokenizer
+    from stackcoder.tokenizer.files import save_tokenizer
+    from stackcoder.tokenizer.train_bpe import train_tokenizer
 
     texts = [
         t
@@ -174,7 +160,8 @@ MIX_SEED = 3  # holds out Mwouts/Jupytext-Notebooks and octo-org/tools (tests/da
 def mix_tokens(mix_dataset: Path, mix_tokenizer: Path) -> Path:
     """`stackcoder tokenize` of every source of ``mix_dataset``, issues at 3 epochs, into DIR/tokens."""
     from stackcoder.data.executor import RunOptions
-    from stackcoder.data.tokenize import TokenizeConfig, tokenize
+    from stackcoder.data.options import TokenizeConfig
+    from stackcoder.data.tokenize import tokenize
 
     config = TokenizeConfig(
         str(mix_dataset),
@@ -192,39 +179,12 @@ def mix_tokens(mix_dataset: Path, mix_tokenizer: Path) -> Path:
 def index_dir(dataset: Path) -> Path:
     """`stackcoder index build` of `dataset`, in two shards (queries must look in both)."""
     from stackcoder.data.executor import RunOptions
-    from stackcoder.index.build import IndexConfig, build_index
+    from stackcoder.index.build import build_index
+    from stackcoder.index.config import IndexConfig
 
     out = dataset.parent / "index"
     build_index(IndexConfig(str(dataset), str(out), shards=2, run=RunOptions(progress=False)))
     return out
-
-
-# Text that is certainly not in any training set, for the membership tests: seeded, either random
-# printable characters or code-like tokens (keywords and operators code shares, random identifiers).
-_CODE_WORDS = (
-    "def return self if else for in import from class None x i ( ) : = , . [ ] + 0 1 value data".split()
-)
-
-
-def random_text(n: int, seed: int, kind: str = "chars") -> str:
-    import random
-    import string
-
-    rng = random.Random(seed)
-    if kind == "chars":
-        alphabet = string.ascii_letters + string.digits + string.punctuation + " " * 12 + "\n" * 3
-        return "".join(rng.choices(alphabet, k=n))
-    out, size = [], 0
-    while size < n:
-        word = (
-            rng.choice(_CODE_WORDS)
-            if rng.random() < 0.7
-            else "".join(rng.choices(string.ascii_lowercase, k=6))
-        )
-        word += rng.choice([" ", " ", "", "\n    "])
-        out.append(word)
-        size += len(word)
-    return "".join(out)[:n]
 
 
 # A small random StarCoder2 checkpoint (the debug size; the fixture tokenizer with StarCoder2's special

@@ -65,3 +65,25 @@ def test_build_prints_summary_and_paths(tmp_path, capsys):
     assert "stage" in out and "text_names" in out and "kept 7 of 7 files" in out
     assert f"files:     {out_dir / 'files'}" in out and (out_dir / "stats.json").is_file()
     assert f"documents: {out_dir / 'documents'}" in out and (out_dir / "README.md").is_file()
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("[dedup.near]\nbands = 10\n", "bands x rows must equal num_perm"),
+        ("[dedup.near]\nthreshold = 1.5\n", "threshold must be in (0, 1]"),
+        ("[documents]\nmetadata_probability = 2.0\n", "metadata_probability must be within [0, 1]"),
+        ("[documents]\nmax_document_bytes = 0\n", "max_document_bytes must be positive"),
+    ],
+)
+def test_out_of_range_recipe_values_are_refused_before_anything_is_written(tmp_path, override, message):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(override)
+    out = run_cli(
+        "build", str(REPOS / "jsonify-0.0.0.tgz"), "--recipe", str(recipe), "-o", str(tmp_path / "o")
+    )
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("stackcoder build: error: recipe file"), out.stderr
+    assert message in lines[0]
+    assert not (tmp_path / "o").exists()  # no build.json left behind

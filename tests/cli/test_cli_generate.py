@@ -15,6 +15,7 @@ from stackcoder.cli import main
 from stackcoder.model import Starcoder2, get_size
 from stackcoder.model.generate import SamplingParams, generate, generate_text
 from stackcoder.model.hf import save_model
+from stackcoder.tokenizer.files import stop_token_ids
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "model"
 
@@ -74,7 +75,10 @@ def test_fill_in_the_middle(checkpoint, capsys):
         + [tok.token_to_id("<fim_middle>")]
     )
     assert ids[:1] == [1] and ids[-1] == 2  # recipe.md §2 ids
-    expected = generate(load_model(checkpoint), [ids], SamplingParams(max_new_tokens=16), stop_token_ids=[0])
+    # generation ends on the server's end tokens (a FIM token too), not on <|endoftext|> alone
+    stop = stop_token_ids(tok)
+    assert len(stop) == 6
+    expected = generate(load_model(checkpoint), [ids], SamplingParams(max_new_tokens=16), stop_token_ids=stop)
     assert out == tok.decode(expected[0], skip_special_tokens=False)
 
 
@@ -107,7 +111,7 @@ def test_user_errors_exit_2(tmp_path, checkpoint, capsys):
     shutil.copytree(checkpoint, no_tok)
     (no_tok / "tokenizer.json").unlink()
     assert main(["generate", "--model", str(no_tok), "x"]) == 2
-    assert "missing tokenizer.json" in capsys.readouterr().err
+    assert "no tokenizer.json" in capsys.readouterr().err
     assert main(["generate", "--model", str(checkpoint), "--top-p", "0", "x"]) == 2
     assert "invalid sampling parameters" in capsys.readouterr().err
 
@@ -136,3 +140,12 @@ def test_quantized_generation_is_the_library_output(checkpoint, capsys, mode):
         capsys.readouterr().out
         == generate_text(model, tok, ["def add(a, b):"], params, stop_token_ids=[0])[0].text
     )
+
+
+def test_cli_defaults_are_the_library_defaults():
+    # the flags repeat SamplingParams' defaults so that building the parser does not import torch
+    from stackcoder.cli import make_parser
+
+    args = make_parser().parse_args(["generate", "--model", "m", "x"])
+    got = {k: getattr(args, k) for k in ("max_new_tokens", "temperature", "top_p", "top_k", "stop", "seed")}
+    assert got == SamplingParams().__dict__

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from stackcoder.data.build import BuildConfig, build
 from stackcoder.data.card import recipe_toml, size_category, write_card
 from stackcoder.data.executor import RunOptions
-from stackcoder.data.pipeline import BuildConfig, build
 from stackcoder.data.readers.shards import ShardReader
 from stackcoder.data.readers.sources import discover_sources
 from stackcoder.data.recipe import load_recipe

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_file
+from helpers import make_file
 from stackcoder.data import fields as F
 from stackcoder.data.decontaminate import MIN_CHARS, Decontaminator, load_benchmark, strip_whitespace
 from stackcoder.data.step import mark_removed

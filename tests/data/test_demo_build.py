@@ -20,9 +20,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from stackcoder.data import fields as F
+from stackcoder.data.build import BuildConfig, build
 from stackcoder.data.demo.manifest import load_manifest
 from stackcoder.data.executor import RunOptions
-from stackcoder.data.pipeline import BuildConfig, build
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("licensedcode", reason="scancode-toolkit is not installed")

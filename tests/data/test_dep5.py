@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_file
+from helpers import make_file
 from stackcoder.data import fields as F
 from stackcoder.data.dep5 import glob_regex, is_dep5_path, package_root, parse_dep5
 

@@ -5,7 +5,7 @@ import pickle
 import pytest
 from datatrove.data import Document
 
-from conftest import make_file
+from helpers import make_file
 from stackcoder.data import fields as F
 from stackcoder.data.language import LanguageDetector, file_extension, unknown_language_names
 from stackcoder.data.recipe import load_recipe

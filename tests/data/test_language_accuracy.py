@@ -16,7 +16,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from conftest import make_file
+from helpers import make_file
 from stackcoder.data import fields as F
 from stackcoder.data.language import LanguageDetector
 

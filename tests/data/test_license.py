@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_file
+from helpers import make_file
 from stackcoder.data import fields as F
 from stackcoder.data.license import CLASSES_FILE, LicenseDetector, LicenseFilter, classify, offered_choices
 from stackcoder.data.step import mark_removed

@@ -13,8 +13,8 @@ import pytest
 
 from stackcoder.cli import main
 from stackcoder.data.card import MIX_TITLE, mix_section, update_card_mix
+from stackcoder.tokenizer.files import load_tokenizer
 from stackcoder.tokenizer.special_tokens import EOS, ISSUE_START, JUPYTER_SCRIPT, JUPYTER_START
-from stackcoder.tokenizer.train_bpe import load_tokenizer
 from stackcoder.train.dataset import TokenShards
 
 SOURCES = ["documents", "jupyter_scripts", "jupyter_structured", "issues", "text/docs"]

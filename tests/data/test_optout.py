@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import make_file
+from helpers import make_file
 from stackcoder.data import fields as F
 from stackcoder.data.optout import OptOutFilter, OptOutMatcher, load_optout, merge_optout
 from stackcoder.data.readers.reader import RepositoryReader

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_file
+from helpers import make_file
 from stackcoder.data import fields as F
 from stackcoder.data.pii import PII_COUNTS, PiiRedactor, redact
 from stackcoder.data.pii.ip_addresses import DNS_RESOLVERS, replacement_ip

@@ -13,8 +13,8 @@ import pytest
 
 from data.readers.builders import Git
 from stackcoder.data import fields as F
+from stackcoder.data.build import BuildConfig, build
 from stackcoder.data.executor import RunOptions
-from stackcoder.data.pipeline import BuildConfig, build
 
 pytest.importorskip("licensedcode", reason="scancode-toolkit is not installed")
 

@@ -20,13 +20,14 @@ def test_default_recipe_has_published_numbers():
 
 
 def test_license_switches_reach_the_license_step(tmp_path):
+    from stackcoder.data.layout import DatasetLayout
     from stackcoder.data.license import LicenseDetector
-    from stackcoder.data.pipeline import Layout, filter_pass
+    from stackcoder.data.pipeline import filter_pass
 
     f = tmp_path / "r.toml"
     f.write_text("[license]\ndep5 = false\n")
     for recipe, expected in ((load_recipe(), True), (load_recipe(f), False)):
-        steps = filter_pass(recipe, [], Layout(tmp_path / "out"), 1, []).steps
+        steps = filter_pass(recipe, [], DatasetLayout(tmp_path / "out"), 1, []).steps
         assert next(s for s in steps if isinstance(s, LicenseDetector)).dep5 is expected
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import make_file
+from helpers import make_file
 from stackcoder.data import fields as F
 from stackcoder.data.repo_docs import DOCUMENTS_SCHEMA, RepositoryDocuments, summarize_documents
 from stackcoder.data.step import mark_removed
@@ -107,7 +107,7 @@ def test_order_is_a_seeded_permutation_independent_of_input_order(tmp_path):
 SCRIPT = """
 import json, sys
 sys.path.insert(0, sys.argv[2])
-from conftest import make_file
+from helpers import make_file
 from stackcoder.data.repo_docs import RepositoryDocuments
 docs = [make_file(f"x = {i}\\n", f"m{i}.py", repo_name=f"o/r{i % 5}") for i in range(40)]
 docs.sort(key=lambda d: d.metadata["repo_name"])
@@ -268,7 +268,7 @@ def test_summary_and_step_stats(tmp_path):
 
 def test_special_tokens_get_their_ids(tmp_path):
     tokenizers = pytest.importorskip("tokenizers")
-    from stackcoder.tokenizer.train_bpe import decode, encode
+    from stackcoder.tokenizer.files import decode, encode
 
     tok = tokenizers.Tokenizer.from_file(str(FIXTURES / "model" / "tokenizer.json"))
     repo_id, sep_id, eos_id = (tok.token_to_id(t) for t in ("<repo_name>", "<file_sep>", "<|endoftext|>"))

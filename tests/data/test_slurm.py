@@ -171,9 +171,11 @@ def _cancel_a_running_filter_task(logs: Path) -> int:
 def test_build_tokenize_and_index_on_slurm_equal_the_local_executor(demo_corpus, tmp_path):
     pytest.importorskip("licensedcode", reason="scancode-toolkit is not installed")
     from stackcoder.cli import main
-    from stackcoder.data.pipeline import BuildConfig, build
-    from stackcoder.data.tokenize import TokenizeConfig, tokenize
-    from stackcoder.index.build import IndexConfig, build_index
+    from stackcoder.data.build import BuildConfig, build
+    from stackcoder.data.options import TokenizeConfig
+    from stackcoder.data.tokenize import tokenize
+    from stackcoder.index.build import build_index
+    from stackcoder.index.config import IndexConfig
 
     sources = [str(demo_corpus / "repos" / name) for name in DEMO_REPOS]
 

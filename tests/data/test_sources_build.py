@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from stackcoder.data import fields as F
+from stackcoder.data.build import BuildConfig, build
 from stackcoder.data.executor import RunOptions
-from stackcoder.data.pipeline import BuildConfig, build
 
 pytest.importorskip("licensedcode", reason="scancode-toolkit is not installed")
 pytest.importorskip("jupytext", reason="jupytext is not installed")

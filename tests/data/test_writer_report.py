@@ -1,7 +1,7 @@
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import make_file
+from helpers import make_file
 from stackcoder.data import fields as F
 from stackcoder.data.report import format_summary, summarize
 from stackcoder.data.step import mark_removed

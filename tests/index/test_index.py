@@ -11,11 +11,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import random_text
+from helpers import random_text
 from stackcoder.cli import main
 from stackcoder.data.executor import RunOptions
 from stackcoder.errors import UserError
-from stackcoder.index.build import IndexConfig, build_index
+from stackcoder.index.build import build_index
+from stackcoder.index.config import IndexConfig
 from stackcoder.index.fulltext import Filters, TextIndex, TextShardWriter, license_ids, phrase_words
 from stackcoder.index.portrait import WIDTH, normalize
 from stackcoder.index.service import DEFAULT_MAX_CHANCE, DatasetIndex, admitted_by, merge_ranges, min_chain

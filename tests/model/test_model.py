@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from stackcoder.model import Starcoder2, get_size
-from stackcoder.model.model import cu_seqlens, dense_mask, document_positions
+from stackcoder.model.attention import cu_seqlens, dense_mask
+from stackcoder.model.model import document_positions
 
 transformers = pytest.importorskip("transformers")
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from stackcoder.errors import UserError
 from stackcoder.model import SIZES, Starcoder2, Starcoder2Config, get_size
+from stackcoder.model.attention import pick_attn_impl
 
 # recipe.md §3: layers, hidden, heads, KV heads, FFN, RoPE θ, tied
 PUBLISHED = {
@@ -113,5 +115,16 @@ def test_unsupported_configs_raise(change, message):
 def test_get_size_copies():
     cfg = get_size("debug", vocab_size=100)
     assert cfg.vocab_size == 100 and SIZES["debug"].vocab_size == 49_152
-    with pytest.raises(KeyError, match="unknown model size"):
+    with pytest.raises(UserError, match="unknown model size '70b': use one of 3b, 7b, 15b, 1b, medium"):
         get_size("70b")
+
+
+def test_an_unknown_attention_kernel_is_a_user_error():
+    assert pick_attn_impl("cpu") == pick_attn_impl("cpu", "auto") == "sdpa"
+    assert pick_attn_impl("cpu", "flex") == "flex"
+    with pytest.raises(UserError, match="unknown attention kernel 'xformers': use one of auto, sdpa, flex"):
+        pick_attn_impl("cpu", "xformers")
+    model = Starcoder2(get_size("debug", vocab_size=64))
+    model.attn_impl = "flash2"  # set from outside the config: refused on the first forward, not deep inside
+    with pytest.raises(UserError, match="unknown attention kernel 'flash2': use one of sdpa, flex, flash"):
+        model(torch.zeros(1, 4, dtype=torch.long))

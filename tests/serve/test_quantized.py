@@ -6,6 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 from tokenizers import Tokenizer
 
+from stackcoder.errors import UserError
 from stackcoder.model.generate import SamplingParams, generate_text
 from stackcoder.model.hf import load_model
 from stackcoder.serve.app import create_app
@@ -27,5 +28,5 @@ def test_server_on_a_quantized_model_is_the_library_greedy_output(serve_checkpoi
 
 
 def test_bad_quantize_value_is_refused():
-    with pytest.raises(ValueError, match="int8 or int4"):
+    with pytest.raises(UserError, match="int8 or int4"):
         ServeConfig(model="m", quantize="int3")

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from stackcoder.cli import main
-from stackcoder.tokenizer.train_bpe import load_tokenizer
+from stackcoder.tokenizer.files import load_tokenizer
 
 
 def run_cli(args, capsys):
@@ -114,9 +114,9 @@ def test_max_bytes_accepts_units(dataset, tmp_path):
 
 def test_cli_defaults_are_the_library_defaults():
     from stackcoder.cli import make_parser
-    from stackcoder.tokenizer import train_bpe
+    from stackcoder.tokenizer import files, train_bpe
 
     args = make_parser().parse_args(["tokenizer", "train", "d", "-o", "o"])
     assert args.vocab_size == train_bpe.VOCAB_SIZE == 49_152
     assert args.min_frequency == train_bpe.MIN_FREQUENCY
-    assert args.model_max_length == train_bpe.MODEL_MAX_LENGTH
+    assert args.model_max_length == files.MODEL_MAX_LENGTH

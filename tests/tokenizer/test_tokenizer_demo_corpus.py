@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from stackcoder.tokenizer.corpus import Corpus
+from stackcoder.data.corpus import Corpus
 from stackcoder.tokenizer.train_bpe import train_tokenizer
 
 # where `stackcoder demo download` puts the corpus (docs/demo-corpus.md), and `build` its dataset

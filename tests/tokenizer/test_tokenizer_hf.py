@@ -2,8 +2,8 @@
 
 import pytest
 
+from stackcoder.tokenizer.files import decode, encode, encode_batch, save_tokenizer
 from stackcoder.tokenizer.special_tokens import EOS, SPECIAL_TOKENS
-from stackcoder.tokenizer.train_bpe import decode, encode, encode_batch, save_tokenizer
 
 transformers = pytest.importorskip("transformers", reason="transformers is not installed")
 

@@ -6,6 +6,14 @@ import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
 
 from stackcoder.errors import UserError
+from stackcoder.tokenizer.files import (
+    check_special_tokens,
+    decode,
+    encode,
+    encode_batch,
+    load_tokenizer,
+    save_tokenizer,
+)
 from stackcoder.tokenizer.special_tokens import (
     EOS,
     FILE_SEP,
@@ -17,16 +25,7 @@ from stackcoder.tokenizer.special_tokens import (
     REPO_NAME,
     SPECIAL_TOKENS,
 )
-from stackcoder.tokenizer.train_bpe import (
-    check_special_tokens,
-    decode,
-    encode,
-    encode_batch,
-    load_tokenizer,
-    new_tokenizer,
-    save_tokenizer,
-    train_tokenizer,
-)
+from stackcoder.tokenizer.train_bpe import new_tokenizer, train_tokenizer
 
 # what code and text really contain, beyond ASCII
 EDGE_CASES = [

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from stackcoder.errors import UserError
-from stackcoder.tokenizer.train_bpe import load_tokenizer
+from stackcoder.tokenizer.files import load_tokenizer
 from stackcoder.train.dataset import IGNORE, PackedLoader, TokenShards
 from stackcoder.train.fim import Fim
 

@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from stackcoder.tokenizer.train_bpe import load_tokenizer
+from stackcoder.tokenizer.files import load_tokenizer
 from stackcoder.train.dataset import TokenShards
 from stackcoder.train.fim import Fim, FimIds, undo_fim
 

@@ -47,7 +47,7 @@ def make_base(path: Path, tokenizer: Path, vocab: int) -> Path:
 @pytest.fixture(scope="module")
 def base(tokenizer_dir, tmp_path_factory) -> Path:
     """A base with the fixture dataset's tokenizer, so the dataset's token shards fit as they are."""
-    from stackcoder.tokenizer.train_bpe import load_tokenizer
+    from stackcoder.tokenizer.files import load_tokenizer
 
     vocab = load_tokenizer(tokenizer_dir).get_vocab_size(with_added_tokens=True)
     return make_base(tmp_path_factory.mktemp("base"), tokenizer_dir, vocab)

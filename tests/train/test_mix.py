@@ -12,7 +12,7 @@ import torch
 
 from stackcoder.data.mix import mix_sources
 from stackcoder.errors import UserError
-from stackcoder.tokenizer.train_bpe import load_tokenizer
+from stackcoder.tokenizer.files import load_tokenizer
 from stackcoder.train.dataset import MixSource, PackedLoader, TokenShards
 from stackcoder.train.fim import Fim, undo_fim
 

@@ -18,8 +18,8 @@ import torch
 from safetensors.torch import load_file
 
 from stackcoder.errors import UserError
-from stackcoder.train.config import apply, load_config
-from stackcoder.train.presets import get_preset
+from stackcoder.train.config import apply
+from stackcoder.train.presets import get_preset, load_config
 from stackcoder.train.trainer import train
 
 ROOT = Path(__file__).parents[2]
@@ -207,3 +207,37 @@ def test_other_settings_in_the_output_are_refused(tokens, tmp_path):
         apply(cfg, {"optimizer": {"lr": 1e-2}}, "test"), tmp_path / "run", progress=False, overwrite=True
     )
     assert again.step == 2
+
+
+@pytest.mark.parametrize(
+    "args, config, message",
+    [
+        (["--size", "huge"], "", "model.size 'huge' is not a size"),
+        ([], '[model]\nattn_impl = "fast"\n', "unknown attention kernel 'fast'"),
+    ],
+)
+def test_an_unknown_size_or_kernel_is_a_one_line_error(tmp_path, args, config, message):
+    conf = tmp_path / "run.toml"
+    conf.write_text(config)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stackcoder",
+            "train",
+            "--config",
+            str(conf),
+            *args,
+            "-o",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("stackcoder train: error:") and message in lines[0], (
+        out.stderr
+    )
+    assert not (tmp_path / "run").exists()

@@ -1,7 +1,7 @@
 """`stackcoder <verb>`: one module per verb, each with ``add_parser`` and ``run``.
 
 A verb parses flags, builds a config and calls one function of the package that shares its name
-(``build`` -> ``stackcoder.data.pipeline.build``). A ``UserError`` becomes one line on stderr and
+(``build`` -> ``stackcoder.data.build.build``). A ``UserError`` becomes one line on stderr and
 exit status 2, without a traceback; anything else is a bug and keeps its traceback.
 """
 

@@ -93,8 +93,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from stackcoder.data.build import BuildConfig, build
     from stackcoder.data.executor import configure_logs
-    from stackcoder.data.pipeline import BuildConfig, build
+    from stackcoder.data.layout import DatasetLayout
     from stackcoder.data.report import format_summary
 
     configure_logs(args.verbose)
@@ -120,20 +121,21 @@ def run(args: argparse.Namespace) -> int:
         run=run_options(args),
     )
     result = build(config)
-    out = result.output
+    out = DatasetLayout(result.output)
     if result.stats is None:
-        print(f"submitted to Slurm; follow it with: stackcoder status {out} --wait  (logs: {out / 'logs'})")
+        logs = out.logs()
+        print(f"submitted to Slurm; follow it with: stackcoder status {out.root} --wait  (logs: {logs})")
         return 0
     if not args.quiet:
         print(format_summary(result.stats))
         print()
-    print(f"files:     {out / 'files'}")
-    print(f"documents: {out / 'documents'}")
+    print(f"files:     {out.files}")
+    print(f"documents: {out.documents}")
     for part, stats in result.stats.get("parts", {}).items():  # notebooks, --text kinds (recipe.md §6)
         if stats["totals"]["files_kept"]:
-            print(f"{part + ':':<10} {out / part}")
-    print(f"removed:   {out / 'removed'}")
-    print(f"stats:     {out / 'stats.json'}")
-    print(f"card:      {out / 'README.md'}")
+            print(f"{part + ':':<10} {out.part(part)}")
+    print(f"removed:   {out.removed}")
+    print(f"stats:     {out.stats}")
+    print(f"card:      {out.card}")
     sys.stdout.flush()
     return 0

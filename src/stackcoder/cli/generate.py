@@ -2,21 +2,16 @@
 
 Prints only the generated text, as it is generated. The prompt comes from stdin when absent. With
 `--suffix`, the request is PSM fill-in-the-middle (recipe.md §2):
-`<fim_prefix>PROMPT<fim_suffix>SUFFIX<fim_middle>`, and the output is the middle.
+`<fim_prefix>PROMPT<fim_suffix>SUFFIX<fim_middle>`, and the output is the middle. Generation ends on
+the same tokens as the server's (`special_tokens.STOP_TOKENS`).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
 
 from stackcoder.errors import UserError
-
-if TYPE_CHECKING:
-    from tokenizers import Tokenizer
-
-FIM_TOKENS = ("<fim_prefix>", "<fim_suffix>", "<fim_middle>")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, metavar="DIR", help="Hugging Face-layout checkpoint directory")
     p.add_argument("prompt", nargs="?", help="the prompt (default: read stdin)")
     p.add_argument("--suffix", metavar="TEXT", help="text after the cursor: a fill-in-the-middle request")
+    # defaults repeat SamplingParams' (a test keeps them equal): building the parser imports no torch
     p.add_argument("--max-new-tokens", type=int, default=128, metavar="N")
     p.add_argument("--temperature", type=float, default=0.0, help="0 (default) = greedy")
     p.add_argument("--top-p", type=float, default=1.0)
@@ -54,37 +50,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def fim_prompt(tokenizer: Tokenizer, prefix: str, suffix: str) -> list[int]:
-    """PSM token ids; each part encoded on its own so text never merges with the special tokens."""
-    ids = [tokenizer.token_to_id(t) for t in FIM_TOKENS]
-    if None in ids:
-        raise UserError(f"the tokenizer has no FIM tokens {', '.join(FIM_TOKENS)}; --suffix needs them")
-    pre, suf, mid = ids
-
-    def enc(text: str) -> list[int]:
-        return tokenizer.encode(text, add_special_tokens=False).ids
-
-    return [pre, *enc(prefix), suf, *enc(suffix), mid]
-
-
 def run(args: argparse.Namespace) -> int:
     import torch
 
     from stackcoder.model.generate import SamplingParams, stream
-    from stackcoder.model.hf import DTYPES, eos_token_ids, load_config, load_model, load_tokenizer
+    from stackcoder.model.hf import DTYPES, load_config, load_model
+    from stackcoder.tokenizer.files import encode, load_tokenizer, stop_token_ids
+    from stackcoder.tokenizer.prompts import fim_ids
 
     prompt = args.prompt if args.prompt is not None else sys.stdin.read()
-    try:
-        params = SamplingParams(
-            max_new_tokens=args.max_new_tokens,
-            temperature=args.temperature,
-            top_p=args.top_p,
-            top_k=args.top_k,
-            stop=args.stop,
-            seed=args.seed,
-        )
-    except ValueError as e:
-        raise UserError(str(e)) from e
+    params = SamplingParams(
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        top_k=args.top_k,
+        stop=args.stop,
+        seed=args.seed,
+    )
     load_config(args.model)  # a clear error for a wrong directory before anything else
     tokenizer = load_tokenizer(args.model)
     model = load_model(
@@ -94,11 +76,7 @@ def run(args: argparse.Namespace) -> int:
         from stackcoder.model.lora import apply_adapter
 
         model = apply_adapter(model, args.adapter)
-    ids = (
-        fim_prompt(tokenizer, prompt, args.suffix)
-        if args.suffix is not None
-        else tokenizer.encode(prompt, add_special_tokens=False).ids
-    )
+    ids = fim_ids(tokenizer, prompt, args.suffix) if args.suffix is not None else encode(tokenizer, prompt)
     if not ids:
         raise UserError("the prompt is empty")
     if len(ids) + params.max_new_tokens > model.config.max_position_embeddings:
@@ -107,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
             f"the model's {model.config.max_position_embeddings} positions",
             file=sys.stderr,
         )
-    for piece in stream(model, tokenizer, ids, params, eos_token_ids(args.model)):
+    for piece in stream(model, tokenizer, ids, params, stop_token_ids(tokenizer)):
         sys.stdout.write(piece.text)
         sys.stdout.flush()
     if sys.stdout.isatty():

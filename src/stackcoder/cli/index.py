@@ -16,6 +16,7 @@ INDEX_HELP = "a directory written by `stackcoder index build`"
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from stackcoder.cli.run_flags import add_run_flags
+    from stackcoder.index.config import IndexConfig
 
     p = sub.add_parser(
         "index",
@@ -40,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument(
         "--fpr",
         type=float,
-        default=0.01,
+        default=IndexConfig.fpr,
         metavar="P",
         help="target false-positive rate per n-gram, index as a whole; default: %(default)s",
     )
@@ -162,7 +163,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run_build(args: argparse.Namespace) -> int:
     from stackcoder.cli.run_flags import run_options
     from stackcoder.data.executor import configure_logs
-    from stackcoder.index.build import IndexConfig, build_index
+    from stackcoder.index.build import build_index
+    from stackcoder.index.config import IndexConfig
 
     configure_logs()
     s = build_index(
@@ -268,12 +270,11 @@ def _highlight(text: str, ranges: list[list[int]], color: bool) -> str:
 
 
 def run_whois(args: argparse.Namespace) -> int:
-    if args.index:
-        from stackcoder.index.service import DatasetIndex
+    from stackcoder.index.service import DatasetIndex, dataset_whois
 
-        repos = DatasetIndex(args.index).whois(args.owner)
-    else:
-        repos = _dataset_whois(Path(args.dataset), args.owner)
+    repos = (
+        DatasetIndex(args.index).whois(args.owner) if args.index else dataset_whois(args.dataset, args.owner)
+    )
     if args.json:
         print(json.dumps(repos, indent=2))
         return 0
@@ -287,24 +288,8 @@ def run_whois(args: argparse.Namespace) -> int:
     return 0
 
 
-def _dataset_whois(dataset: Path, owner: str) -> dict[str, int]:
-    from collections import Counter
-
-    import pyarrow.parquet as pq
-
-    from stackcoder.data.optout import OptOutMatcher, check_pattern
-    from stackcoder.index.build import files_dir
-
-    matcher = OptOutMatcher([check_pattern(owner, "whois")])
-    counts: Counter[str] = Counter()
-    for f in sorted(files_dir(dataset).glob("*.parquet")):
-        counts.update(r for r in pq.read_table(f, columns=["repo_name"])[0].to_pylist() if matcher.matches(r))
-    return dict(sorted(counts.items()))
-
-
 def run_optout(args: argparse.Namespace) -> int:
-    from stackcoder.cli.optout import default_file
-    from stackcoder.data.optout import load_optout
+    from stackcoder.data.optout import default_file, load_optout
     from stackcoder.index.optout import apply_optout
 
     path = args.file or default_file()

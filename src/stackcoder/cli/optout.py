@@ -1,28 +1,19 @@
-"""`stackcoder optout add|list`: keep the opt-out list that `stackcoder build --opt-out FILE` reads."""
+"""`stackcoder optout add|list`: keep the opt-out list that `stackcoder build --opt-out FILE` reads
+(the list file's rules: ``data/optout.py``)."""
 
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from stackcoder.errors import UserError
-
-ENV = "STACKCODER_OPTOUT"
-DEFAULT_FILE = "optout.txt"
-HEADER = "# stackcoder opt-out list: one owner or owner/repo per line (globs allowed), see docs/optout.md"
-
-
-def default_file() -> Path:
-    """``$STACKCODER_OPTOUT`` if set, else ``optout.txt`` in the current directory."""
-    return Path(os.environ.get(ENV) or DEFAULT_FILE)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("optout", help="add to or show the opt-out list (repositories never included)")
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
-    file_help = f"the list (default: ${ENV}, else ./{DEFAULT_FILE})"
+    file_help = "the list (default: $STACKCODER_OPTOUT, else ./optout.txt; data/optout.py:default_file)"
     add = actions.add_parser(
         "add",
         help="add owners or owner/repo patterns",
@@ -41,31 +32,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_add(args: argparse.Namespace) -> int:
-    from stackcoder.data.optout import check_pattern, merge_optout, parse_optout
+    from stackcoder.data.optout import add_patterns, default_file
 
     path = args.file or default_file()
-    new = [check_pattern(p, "optout add") for p in args.patterns]
-    comments: list[str] = []
-    old: list[str] = []
-    if path.exists():
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise UserError(f"opt-out list {path}: cannot read it: {e}") from None
-        old = parse_optout(text, str(path))
-        comments = [line.rstrip() for line in text.splitlines() if line.lstrip().startswith("#")]
-    merged = merge_optout(old, new)
-    added = len(merged) - len(merge_optout(old))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join([*(comments or [HEADER]), *merged]) + "\n", encoding="utf-8")
-    tmp.replace(path)  # never a half-written list
-    print(f"{path}: {added} added, {len(merged)} patterns")
+    added, total = add_patterns(path, args.patterns)
+    print(f"{path}: {added} added, {total} patterns")
     return 0
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from stackcoder.data.optout import load_optout, merge_optout
+    from stackcoder.data.optout import default_file, load_optout, merge_optout
 
     path = args.file or default_file()
     if not path.is_file():

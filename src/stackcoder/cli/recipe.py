@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import tomllib
-
-from stackcoder.data.recipe import default_recipe_text, load_recipe
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -22,33 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     show.set_defaults(run=run)
 
 
-def _toml_value(v: object) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return "'" + v + "'" if "'" not in v else repr(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    return repr(v)
-
-
-def _dump(table: dict, prefix: str = "") -> list[str]:
-    lines = [f"{k} = {_toml_value(v)}" for k, v in table.items() if not isinstance(v, dict)]
-    for k, v in table.items():
-        if isinstance(v, dict):
-            name = f"{prefix}{k}"
-            scalars = [x for x in v.values() if not isinstance(x, dict)]
-            if scalars:
-                lines += ["", f"[{name}]"]
-            lines += [line for line in _dump(v, f"{name}.") if line or scalars]
-    return lines
-
-
 def run(args: argparse.Namespace) -> int:
-    if args.recipe is None:
-        print(default_recipe_text(), end="")
-    else:
-        text = "\n".join(_dump(load_recipe(args.recipe))) + "\n"
-        tomllib.loads(text)  # what we print must load back
-        print(text, end="")
+    from stackcoder.data.recipe import default_recipe_text, dump_recipe, load_recipe
+
+    print(default_recipe_text() if args.recipe is None else dump_recipe(load_recipe(args.recipe)), end="")
     return 0

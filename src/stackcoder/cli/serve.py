@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from stackcoder.serve.config import ServeConfig
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -24,16 +26,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="checkpoint directory (config.json, weights, tokenizer)",
     )
-    p.add_argument("--host", default="127.0.0.1", help="default: %(default)s (loopback only)")
-    p.add_argument("--port", type=int, default=8000, help="default: %(default)s")
+    p.add_argument("--host", default=ServeConfig.host, help="default: %(default)s (loopback only)")
+    p.add_argument("--port", type=int, default=ServeConfig.port, help="default: %(default)s")
     p.add_argument(
         "--api-key", metavar="KEY", help="require `Authorization: Bearer KEY` (or set STACKCODER_API_KEY)"
     )
     p.add_argument(
         "--cors", action="append", default=[], metavar="ORIGIN", help="allow this browser origin (repeatable)"
     )
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
-    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    p.add_argument("--device", default=ServeConfig.device, help="auto (default), cpu, cuda")
+    p.add_argument("--dtype", default=ServeConfig.dtype, choices=["auto", "float32", "bfloat16", "float16"])
     p.add_argument(
         "--quantize",
         choices=["int8", "int4"],
@@ -48,34 +50,42 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-batch",
         type=int,
-        default=16,
+        default=ServeConfig.max_batch,
         metavar="N",
         help="sequences decoded together; default: %(default)s",
     )
     p.add_argument(
         "--max-queue",
         type=int,
-        default=64,
+        default=ServeConfig.max_queue,
         metavar="N",
         help="waiting requests before 503; default: %(default)s",
     )
     p.add_argument(
-        "--max-new-tokens", type=int, default=512, metavar="N", help="cap per request; default: %(default)s"
+        "--max-new-tokens",
+        type=int,
+        default=ServeConfig.max_new_tokens,
+        metavar="N",
+        help="cap per request; default: %(default)s",
     )
     p.add_argument(
-        "--timeout", type=float, default=120.0, metavar="S", help="per-request limit; default: %(default)s"
+        "--timeout",
+        type=float,
+        default=ServeConfig.timeout_s,
+        metavar="S",
+        help="per-request limit; default: %(default)s",
     )
     p.add_argument(
         "--prefix-cache-mb",
         type=int,
-        default=1024,
+        default=ServeConfig.prefix_cache_mb,
         metavar="MB",
         help="memory for the keys and values of recent prompts: a prompt that starts like a cached one "
         "(an editor resending its window) prefills only the rest; 0 turns it off; default: %(default)s",
     )
     p.add_argument(
         "--fim-order",
-        default="spm",
+        default=ServeConfig.fim_order,
         choices=["spm", "psm"],
         help="order of the FIM prompts the server builds (OpenAI suffix, /infill): spm (suffix first: "
         "an edit at the cursor keeps the rest cached) or psm; default: %(default)s",
@@ -102,34 +112,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from stackcoder.errors import UserError
     from stackcoder.serve.app import create_app
-    from stackcoder.serve.config import ServeConfig
 
     kwargs = {} if args.api_key is None else {"api_key": args.api_key}
-    try:
-        config = ServeConfig(
-            model=args.model,
-            model_id=args.model_id,
-            host=args.host,
-            port=args.port,
-            cors_origins=args.cors,
-            device=args.device,
-            dtype=args.dtype,
-            quantize=args.quantize,
-            adapter=args.adapter,
-            max_batch=args.max_batch,
-            max_queue=args.max_queue,
-            max_new_tokens=args.max_new_tokens,
-            timeout_s=args.timeout,
-            prefix_cache_mb=args.prefix_cache_mb,
-            fim_order=args.fim_order,
-            index=args.index,
-            index_max_chance=args.index_max_chance,
-            **kwargs,
-        )
-    except ValueError as e:
-        raise UserError(str(e)) from None
+    config = ServeConfig(
+        model=args.model,
+        model_id=args.model_id,
+        host=args.host,
+        port=args.port,
+        cors_origins=args.cors,
+        device=args.device,
+        dtype=args.dtype,
+        quantize=args.quantize,
+        adapter=args.adapter,
+        max_batch=args.max_batch,
+        max_queue=args.max_queue,
+        max_new_tokens=args.max_new_tokens,
+        timeout_s=args.timeout,
+        prefix_cache_mb=args.prefix_cache_mb,
+        fim_order=args.fim_order,
+        index=args.index,
+        index_max_chance=args.index_max_chance,
+        **kwargs,
+    )
     app = create_app(config)
     where = f"http://{args.host}:{args.port}/"
     print(f"serving {app.state.service.model_id} on {where} (playground), API schema at {where}openapi.json")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from stackcoder.cli.run_flags import add_run_flags, run_options
+from stackcoder.data.options import TokenizeConfig
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -32,12 +33,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--valid-fraction",
         type=float,
-        default=0.05,
+        default=TokenizeConfig.valid_fraction,
         metavar="F",
         help="share of repositories held out for evaluation (at least one); default: %(default)s",
     )
     p.add_argument(
-        "--seed", type=int, default=0, help="which repositories are held out; default: %(default)s"
+        "--seed",
+        type=int,
+        default=TokenizeConfig.seed,
+        help="which repositories are held out; default: %(default)s",
     )
     g = p.add_argument_group("the mix (several sources; docs/training.md)")
     g.add_argument(
@@ -85,7 +89,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from stackcoder.data.executor import configure_logs
     from stackcoder.data.mix import parse_fim, parse_numbers
-    from stackcoder.data.tokenize import TokenizeConfig, tokenize
+    from stackcoder.data.tokenize import tokenize
 
     configure_logs()
     summary = tokenize(

@@ -6,9 +6,7 @@ import argparse
 import json
 import re
 import sys
-import time
 
-from stackcoder import __version__
 from stackcoder.errors import UserError
 
 _SIZE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)b?", re.IGNORECASE)
@@ -24,7 +22,7 @@ def _size(value: str) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    # defaults repeat train_bpe's VOCAB_SIZE, MIN_FREQUENCY and MODEL_MAX_LENGTH (a test keeps them equal),
+    # defaults repeat train_bpe's VOCAB_SIZE, MIN_FREQUENCY, files.MODEL_MAX_LENGTH (a test keeps them equal),
     # so that building the parser does not import tokenizers
     p = sub.add_parser("tokenizer", help="train the byte-level BPE tokenizer, or encode/decode with one")
     actions = p.add_subparsers(dest="action", metavar="ACTION")
@@ -68,42 +66,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from stackcoder.tokenizer.corpus import Corpus
-    from stackcoder.tokenizer.train_bpe import save_tokenizer, train_tokenizer
+    from stackcoder.data.corpus import Corpus
+    from stackcoder.tokenizer.run import train_and_save
 
     progress = not args.no_progress and sys.stderr.isatty()
     corpus = Corpus(args.data, column=args.column, max_bytes=args.max_bytes, progress=progress)
-    start = time.perf_counter()
-    # tokenizers' own bars print a newline to stdout when done, even where they are hidden
-    tok = train_tokenizer(
+    run = train_and_save(
         corpus,
+        args.output,
         vocab_size=args.vocab_size,
         min_frequency=args.min_frequency,
+        model_max_length=args.model_max_length,
+        max_bytes=args.max_bytes,
+        # tokenizers' own bars print a newline to stdout when done, even where they are hidden
         show_progress=progress and sys.stdout.isatty(),
     )
-    seconds = time.perf_counter() - start
-    out = save_tokenizer(tok, args.output, model_max_length=args.model_max_length)
-    run = {
-        "stackcoder": __version__,
-        "data": [str(p) for p, _ in corpus.inputs],
-        "columns": sorted({c or "auto" for _, c in corpus.inputs}),
-        "max_bytes": args.max_bytes,
-        "vocab_size": args.vocab_size,
-        "min_frequency": args.min_frequency,
-        "model_max_length": args.model_max_length,
-        "trained_texts": corpus.n_texts,
-        "trained_bytes": corpus.n_bytes,
-        "final_vocab_size": tok.get_vocab_size(),
-        "seconds": round(seconds, 2),
-    }
-    (out / "train_config.json").write_text(json.dumps(run, indent=2) + "\n")
+    size, seconds = run.tokenizer.get_vocab_size(), run.record["seconds"]
     print(
         f"trained on {corpus.n_texts:,} texts, {corpus.n_bytes / 1e6:,.1f} MB in {seconds:,.1f} s; "
-        f"vocabulary {tok.get_vocab_size():,}; saved to {out}"
+        f"vocabulary {size:,}; saved to {run.output}"
     )
-    if tok.get_vocab_size() < args.vocab_size:
+    if size < args.vocab_size:
         print(
-            f"note: the data allowed only {tok.get_vocab_size():,} of {args.vocab_size:,} tokens "
+            f"note: the data allowed only {size:,} of {args.vocab_size:,} tokens "
             f"(no more pairs seen {args.min_frequency}+ times); give more data for the full vocabulary",
             file=sys.stderr,
         )
@@ -143,7 +128,7 @@ def _parse_ids(text: str, vocab_size: int) -> list[int]:
 
 
 def run_encode(args: argparse.Namespace) -> int:
-    from stackcoder.tokenizer.train_bpe import decode, encode, load_tokenizer
+    from stackcoder.tokenizer.files import decode, encode, load_tokenizer
 
     tok = load_tokenizer(args.tokenizer, require_special_tokens=False)
     text = _read_input(args.text)

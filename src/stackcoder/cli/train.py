@@ -105,7 +105,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from stackcoder.train.config import apply, load_config
+    from stackcoder.train.config import apply
+    from stackcoder.train.presets import load_config
 
     cfg = load_config(args.config, args.preset)
     values: dict[str, dict] = {}

@@ -19,10 +19,8 @@ from typing import Any
 import yaml
 
 from stackcoder.data import fields as F
+from stackcoder.data.layout import CARD, FUNNEL_PNG, LANGUAGES_PNG, TOKENS_JSON, DatasetLayout
 
-CARD = "README.md"
-FUNNEL_PNG = "funnel.png"
-LANGUAGES_PNG = "languages.png"
 PAPER = "https://arxiv.org/abs/2402.19173"
 # the part-2 reports a card knows by name, in recipe order; other keys of ``extra`` follow
 SECTIONS = {
@@ -296,7 +294,7 @@ def mix_section(stats: dict[str, Any], tokens: dict[str, Any] | None = None) -> 
 def update_card_mix(dataset: Path, tokens: dict[str, Any]) -> bool:
     """Rewrite the mix section of ``dataset``'s card from a tokenization's ``tokens.json``; False when
     ``dataset`` has no card (or no ``stats.json``) to update."""
-    card, stats_file = Path(dataset) / CARD, Path(dataset) / "stats.json"
+    card, stats_file = DatasetLayout(dataset).card, DatasetLayout(dataset).stats
     if not card.is_file() or not stats_file.is_file():
         return False
     text = card.read_text(encoding="utf-8")
@@ -315,7 +313,7 @@ def update_card_mix(dataset: Path, tokens: dict[str, Any]) -> bool:
 
 def _tokens_of(output_dir: Path) -> dict[str, Any] | None:
     """``DIR/tokens/tokens.json`` when it is a tokenization of this very dataset."""
-    path = output_dir / "tokens" / "tokens.json"
+    path = DatasetLayout(output_dir).tokens / TOKENS_JSON
     if not path.is_file():
         return None
     info = json.loads(path.read_text())

@@ -23,13 +23,12 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from stackcoder.data.layout import DOCUMENTS, DatasetLayout
 from stackcoder.errors import UserError
-from stackcoder.train.fim import FIM_MODES
 
-DOCUMENTS = "documents"
-# the parts a build writes besides the documents (docs/sources.md), in the card's order
-PART_FOLDERS = ("jupyter_scripts", "jupyter_structured", "issues", "pull_requests")
-TEXT_FOLDER = "text"
+# how FIM applies to a source's documents (stackcoder.train.fim): per file of a repository document,
+# to a whole document, or not
+FIM_MODES = ("repository", "document", "none")
 # FIM per source unless --fim says otherwise. Repository documents: file level (recipe.md §2).
 # Notebook scripts are plain source files: FIM as a one-file document, as any file of a repository.
 # Structured notebooks, issues, pull requests and text: their format's special tokens structure the
@@ -55,13 +54,10 @@ def _rows(folder: Path) -> int:
 def dataset_sources(dataset: Path) -> list[tuple[str, Path]]:
     """A built dataset's sources that hold records: its documents, then its parts. A folder of
     Parquet files given as DATASET is one source, ``documents``."""
-    if not (dataset / DOCUMENTS).is_dir():
+    layout = DatasetLayout(dataset)
+    if not layout.documents.is_dir():
         return [(DOCUMENTS, dataset)] if any(dataset.glob("*.parquet")) else []
-    names = [DOCUMENTS, *PART_FOLDERS]
-    text = dataset / TEXT_FOLDER
-    if text.is_dir():
-        names += sorted(f"{TEXT_FOLDER}/{p.name}" for p in text.iterdir() if p.is_dir())
-    return [(n, dataset / n) for n in names if (dataset / n).is_dir() and _rows(dataset / n)]
+    return [(n, layout.part(n)) for n in layout.record_parts() if _rows(layout.part(n))]
 
 
 def _split(value: str, flag: str) -> tuple[str, str]:
@@ -120,8 +116,7 @@ def resolve_sources(dataset: Path, specs: list[str], fim: dict[str, str]) -> lis
                     )
                 chosen[name] = found[name]
                 continue
-            folder = Path(path)
-            folder = folder / DOCUMENTS if (folder / DOCUMENTS).is_dir() else folder
+            folder = DatasetLayout.resolve(path, DOCUMENTS)
             if not any(folder.glob("*.parquet")):
                 raise UserError(f"--source {spec}: {folder} holds no *.parquet")
             chosen[name] = folder

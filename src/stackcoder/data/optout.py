@@ -13,6 +13,7 @@ of an opted-out repository appears in any output, only the counts (docs/optout.m
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -28,6 +29,10 @@ _PART = re.compile(r"[A-Za-z0-9._\-*?\[\]!]+")
 
 
 USER_PREFIX = "user:"  # a user's own issues, pull requests and comments (docs/optout.md)
+# the list file `stackcoder optout add` keeps and `build --opt-out` / `index optout` read
+ENV = "STACKCODER_OPTOUT"
+DEFAULT_FILE = "optout.txt"
+HEADER = "# stackcoder opt-out list: one owner or owner/repo per line (globs allowed), see docs/optout.md"
 
 
 def check_pattern(pattern: str, where: str = "opt-out pattern") -> str:
@@ -67,6 +72,32 @@ def load_optout(path: str | Path) -> list[str]:
 def merge_optout(*lists: Iterable[str]) -> list[str]:
     """One sorted list without duplicates (names compare case-insensitively: lower-cased)."""
     return sorted({check_pattern(p).lower() for patterns in lists for p in patterns})
+
+
+def default_file() -> Path:
+    """``$STACKCODER_OPTOUT`` if set, else ``optout.txt`` in the current directory."""
+    return Path(os.environ.get(ENV) or DEFAULT_FILE)
+
+
+def add_patterns(path: Path, patterns: Iterable[str]) -> tuple[int, int]:
+    """Merge ``patterns`` into the list file at ``path`` (created if absent), rewritten sorted and
+    without duplicates, its full-line comments kept at the top; never a half-written list. Returns
+    (patterns added, patterns in the list)."""
+    from stackcoder.atomic import write_text
+
+    new = [check_pattern(p, "optout add") for p in patterns]
+    comments: list[str] = []
+    old: list[str] = []
+    if path.exists():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise UserError(f"opt-out list {path}: cannot read it: {e}") from None
+        old = parse_optout(text, str(path))
+        comments = [line.rstrip() for line in text.splitlines() if line.lstrip().startswith("#")]
+    merged = merge_optout(old, new)
+    write_text(path, "\n".join([*(comments or [HEADER]), *merged]) + "\n")
+    return len(merged) - len(merge_optout(old)), len(merged)
 
 
 class OptOutMatcher:

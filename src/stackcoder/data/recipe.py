@@ -63,4 +63,52 @@ def load_recipe(path: str | Path | None = None) -> dict[str, Any]:
         override = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"recipe file {path} is not valid TOML: {e}") from None
-    return _merge(recipe, override, "")
+    recipe = _merge(recipe, override, "")
+    check_ranges(recipe, path)
+    return recipe
+
+
+def check_ranges(recipe: dict[str, Any], path: str | Path) -> None:
+    """The steps' own range checks (the MinHash parameters, the documents' split and metadata
+    probability), run on the merged recipe, so that a bad value is a one-line error before a build
+    writes anything, not a traceback from a step built later."""
+    from stackcoder.data.dedup.minhash import MinhashConfig
+    from stackcoder.data.repo_docs import check_documents
+
+    docs = recipe["documents"]
+    try:
+        MinhashConfig.from_recipe(recipe["dedup"]["near"])
+        check_documents(docs["metadata_probability"], docs["max_document_bytes"])
+    except ValueError as e:
+        raise UserError(f"recipe file {path}: {e}") from None
+
+
+def dump_recipe(recipe: dict[str, Any]) -> str:
+    """A merged recipe as TOML that loads back to it (`stackcoder recipe show --recipe FILE`). The
+    default recipe is printed from its file instead, comments included. Written here rather than
+    with a TOML writer package: the recipe holds only tables, strings, numbers, booleans and lists."""
+    text = "\n".join(_dump(recipe)) + "\n"
+    tomllib.loads(text)  # what we print must load back
+    return text
+
+
+def _toml_value(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return "'" + v + "'" if "'" not in v else repr(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return repr(v)
+
+
+def _dump(table: dict, prefix: str = "") -> list[str]:
+    lines = [f"{k} = {_toml_value(v)}" for k, v in table.items() if not isinstance(v, dict)]
+    for k, v in table.items():
+        if isinstance(v, dict):
+            name = f"{prefix}{k}"
+            scalars = [x for x in v.values() if not isinstance(x, dict)]
+            if scalars:
+                lines += ["", f"[{name}]"]
+            lines += [line for line in _dump(v, f"{name}.") if line or scalars]
+    return lines

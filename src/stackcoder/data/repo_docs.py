@@ -26,7 +26,9 @@ import pyarrow.parquet as pq
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
+from stackcoder.atomic import temporary_name
 from stackcoder.data import fields as F
+from stackcoder.data.layout import DatasetLayout
 from stackcoder.data.step import is_removed
 from stackcoder.tokenizer.special_tokens import EOS, FILE_SEP, REPO_NAME
 
@@ -99,6 +101,16 @@ def _license_type(files: list[_File]) -> str | None:
     return max(classes, key=_LICENSE_RANK.__getitem__)
 
 
+def check_documents(metadata_probability: float, max_document_bytes: int) -> None:
+    """The ``[documents]`` ranges (``load_recipe`` checks them before a build writes anything)."""
+    if not 0.0 <= metadata_probability <= 1.0:
+        raise ValueError(
+            f"[documents] metadata_probability must be within [0, 1], not {metadata_probability}"
+        )
+    if max_document_bytes < 1:
+        raise ValueError(f"[documents] max_document_bytes must be positive, not {max_document_bytes}")
+
+
 class RepositoryDocuments(PipelineStep):
     """Write ``DIR/documents/<rank>.parquet`` from the live files of the final stream.
 
@@ -119,10 +131,7 @@ class RepositoryDocuments(PipelineStep):
         max_document_bytes: int = 50_000_000,  # ours: the split size is unpublished
     ):
         super().__init__()
-        if not 0.0 <= metadata_probability <= 1.0:
-            raise ValueError(f"metadata_probability must be within [0, 1], not {metadata_probability}")
-        if max_document_bytes < 1:
-            raise ValueError(f"max_document_bytes must be positive, not {max_document_bytes}")
+        check_documents(metadata_probability, max_document_bytes)
         self.output_dir = str(output_dir)
         self.metadata_probability = metadata_probability
         self.seed = seed
@@ -170,7 +179,7 @@ class RepositoryDocuments(PipelineStep):
         done: set[tuple[str, str]] = set()
         key: tuple[str, str] | None = None
         files: list[_File] = []
-        with _ShardWriter(Path(self.output_dir) / "documents", rank) as out:
+        with _ShardWriter(DatasetLayout(self.output_dir).documents, rank) as out:
             for doc in data:
                 if not is_removed(doc):
                     with self.track_time():
@@ -210,7 +219,7 @@ class _ShardWriter:
     def __init__(self, folder: Path, rank: int):
         folder.mkdir(parents=True, exist_ok=True)
         self.final = folder / f"{rank:05d}.parquet"  # datatrove's ${rank}, as files/ and removed/ are named
-        self.tmp = folder / f".{rank:05d}.parquet.tmp"
+        self.tmp = temporary_name(self.final)
         self.rows: list[dict[str, Any]] = []
         self.buffered = 0
 
@@ -245,7 +254,7 @@ def summarize_documents(output_dir: str | Path) -> dict[str, Any]:
     the parts with and without metadata, for ``stats.json`` and the dataset card."""
     out = {"documents": 0, "parts": 0, "split_documents": 0, "files": 0, "bytes": 0, "with_metadata": 0}
     columns = ["part", "n_parts", "n_files", "has_metadata", "text"]
-    for path in sorted((Path(output_dir) / "documents").glob("*.parquet")):
+    for path in sorted(DatasetLayout(output_dir).documents.glob("*.parquet")):
         for batch in pq.ParquetFile(path).iter_batches(batch_size=256, columns=columns):
             first = pc.equal(batch["part"], 0)
             out["documents"] += pc.sum(first).as_py() or 0

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -36,12 +34,16 @@ from datatrove.pipeline.readers import ParquetReader
 from datatrove.pipeline.tokens import DocumentTokenizer
 
 from stackcoder.data.card import update_card_mix
-from stackcoder.data.executor import Pass, RunOptions, run_passes
+from stackcoder.data.executor import Pass, run_passes
+from stackcoder.data.layout import LOGS, TOKENS_JSON, DatasetLayout
 from stackcoder.data.mix import check_mix, resolve_mix, resolve_sources
+from stackcoder.data.options import TokenizeConfig
 from stackcoder.errors import UserError
+from stackcoder.output import OutputRule, json_record, prepare_output
 
 SPLITS = ("train", "valid")
-TOKENS_JSON = "tokens.json"
+# resume a tokenization cut short with the same settings; a finished one only with --overwrite
+OUTPUT = OutputRule("tokenization", f"{LOGS}/settings.json", json_record(indent=1), finished=TOKENS_JSON)
 
 
 def _rank(seed: int, repo_name: str) -> bytes:
@@ -106,27 +108,10 @@ class RepositorySplit(PipelineStep):
                 yield doc
 
 
-@dataclass
-class TokenizeConfig:
-    dataset: str  # a directory built by `stackcoder build` (its documents/ and parts), or a documents folder
-    tokenizer: str  # a directory holding tokenizer.json, or the file
-    output: str | None = None  # default: DATASET/tokens
-    valid_fraction: float = 0.05
-    seed: int = 0
-    overwrite: bool = False
-    run: RunOptions = field(default_factory=RunOptions)
-    # the mix (data/mix.py): no sources = DATASET's documents and every part with records;
-    # "NAME" = DATASET's NAME/, "NAME=PATH" = a folder elsewhere
-    sources: list[str] = field(default_factory=list)
-    epochs: dict[str, float] = field(default_factory=dict)  # relative epochs per source (default 1)
-    weights: dict[str, float] = field(default_factory=dict)  # or: the probability weight of each
-    fim: dict[str, str] = field(default_factory=dict)  # FIM mode per source (mix.DEFAULT_FIM)
-
-
 def tokenize(config: TokenizeConfig) -> dict[str, Any]:
     """Tokenize a dataset's sources into ``OUTPUT/{train,valid}`` (one folder per source for a mix);
     returns what ``tokens.json`` records."""
-    from stackcoder.tokenizer.train_bpe import load_tokenizer
+    from stackcoder.tokenizer.files import load_tokenizer
 
     config.run.check()
     if not 0 <= config.valid_fraction < 1:
@@ -137,7 +122,7 @@ def tokenize(config: TokenizeConfig) -> dict[str, Any]:
     tok_file = Path(config.tokenizer)
     tok_file = tok_file / "tokenizer.json" if tok_file.is_dir() else tok_file
     tok = load_tokenizer(tok_file)
-    out = Path(config.output) if config.output else dataset / "tokens"
+    out = Path(config.output) if config.output else DatasetLayout(dataset).tokens
     # one source (the documents): the layout and pass names of a tokenization without a mix
     single = len(sources) == 1
     dirs = {s.name: "" if single else s.name for s in sources}
@@ -149,7 +134,7 @@ def tokenize(config: TokenizeConfig) -> dict[str, Any]:
         "valid_fraction": config.valid_fraction,
         "seed": config.seed,
     }
-    _prepare_output(out, settings, config.overwrite)
+    prepare_output(out, settings, config.overwrite, OUTPUT)
     names = {n for s in sources for n in repository_names(s.path)}
     held_out = _held_out(names, config.valid_fraction, config.seed)
     vocab = tok.get_vocab_size(with_added_tokens=True)
@@ -188,7 +173,7 @@ def tokenize(config: TokenizeConfig) -> dict[str, Any]:
     }
     values = config.weights if given == "weights" else config.epochs
     finish = partial(finish_tokenize, out, summary, values)
-    if not run_passes(passes, logs=out / "logs", options=config.run, finish=finish, title="tokenize"):
+    if not run_passes(passes, logs=out / LOGS, options=config.run, finish=finish, title="tokenize"):
         return {"output": str(out), "submitted": True}
     return json.loads((out / TOKENS_JSON).read_text())
 
@@ -216,25 +201,6 @@ def _digest(files: list[Path]) -> str:
     for f in files:
         h.update(f"{f.name}\0{f.stat().st_size}\n".encode())
     return h.hexdigest()
-
-
-def _prepare_output(out: Path, settings: dict[str, Any], overwrite: bool) -> None:
-    """Resume a tokenization cut short with the same settings; a finished one, or other settings,
-    only with ``overwrite`` (which replaces it)."""
-    record = out / "logs" / "settings.json"
-    if out.exists() and any(out.iterdir()):
-        finished = (out / TOKENS_JSON).exists()
-        same = record.is_file() and json.loads(record.read_text()) == settings
-        if finished or not same:
-            if not overwrite:
-                what = "a finished tokenization" if finished else "other files"
-                raise UserError(f"{out} holds {what}; pass --overwrite to replace it")
-            from stackcoder.data.slurm import refuse_if_queued
-
-            refuse_if_queued(out / "logs")
-            shutil.rmtree(out)
-    record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps(settings, indent=1) + "\n")
 
 
 def _document_ends(ds_file: Path) -> list[int]:

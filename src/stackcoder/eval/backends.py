@@ -9,7 +9,6 @@ import concurrent.futures
 from dataclasses import dataclass, field
 
 from stackcoder.errors import UserError
-from stackcoder.tokenizer.special_tokens import EOS, FILE_SEP, FIM_MIDDLE, FIM_PAD, FIM_PREFIX, FIM_SUFFIX
 
 
 @dataclass
@@ -34,9 +33,10 @@ class LocalModel:
     ):
         import torch
 
-        from stackcoder.model.hf import load_model, load_tokenizer
+        from stackcoder.model.hf import load_model, pick_device
+        from stackcoder.tokenizer.files import load_tokenizer, stop_token_ids
 
-        self.device = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = pick_device(device)
         dtype = torch.bfloat16 if self.device.startswith("cuda") else None  # quantized: bf16 anyway
         self.model = load_model(path, dtype=dtype, device=self.device, quantize=quantize)
         if adapter:  # a LoRA adapter (stackcoder finetune): merged, or beside quantized weights
@@ -45,22 +45,19 @@ class LocalModel:
             self.model = apply_adapter(self.model, adapter)
         self.tokenizer = load_tokenizer(path)
         self.batch_size = batch_size
-        ids = [
-            self.tokenizer.token_to_id(t)
-            for t in (EOS, FILE_SEP, FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX, FIM_PAD)
-        ]
-        self.stop_ids = [i for i in ids if i is not None]
+        self.stop_ids = stop_token_ids(self.tokenizer)
         self.name = path if quantize is None else f"{path} ({quantize})"
         self.name += f" + {adapter}" if adapter else ""
         self.context = self.model.config.max_position_embeddings
 
     def complete(self, prompts: list[str], s: Sampling) -> list[str]:
         from stackcoder.model.generate import SamplingParams, generate_text
+        from stackcoder.tokenizer.files import encode
 
         out: list[str] = []
         room = max(1, self.context - s.max_new_tokens)
         # a prompt longer than the context keeps its end (the part next to what is generated)
-        encoded = [self.tokenizer.encode(p, add_special_tokens=False).ids[-room:] for p in prompts]
+        encoded = [encode(self.tokenizer, p)[-room:] for p in prompts]
         for start in range(0, len(encoded), self.batch_size):
             batch = encoded[start : start + self.batch_size]
             params = SamplingParams(
@@ -138,7 +135,10 @@ class ServerModel:
             return list(pool.map(lambda kp: self._one(kp[1], s, kp[0]), enumerate(prompts)))
 
 
-def open_backend(model: str | None, server: str | None, **kw) -> LocalModel | ServerModel:
+Backend = LocalModel | ServerModel  # where completions come from
+
+
+def open_backend(model: str | None, server: str | None, **kw) -> Backend:
     if (model is None) == (server is None):
         raise UserError("give exactly one of --model DIR or --server URL")
     if server is not None and kw.get("quantize"):

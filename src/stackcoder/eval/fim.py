@@ -18,9 +18,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from stackcoder.eval.backends import Sampling
+from stackcoder.eval.backends import Backend, Sampling
 from stackcoder.eval.heldout import heldout_files
-from stackcoder.tokenizer.special_tokens import FILE_SEP, FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX, REPO_NAME
+from stackcoder.tokenizer.prompts import fim_text
+from stackcoder.tokenizer.special_tokens import FILE_SEP, REPO_NAME
 
 MODES = ("single", "multi")
 CONTEXTS = ("no_context", "repo_context")
@@ -88,18 +89,15 @@ def examples(
 
 
 def prompt(e: Example, context: str, budget_chars: int) -> str:
-    def fim(head: str) -> str:  # plain concatenation: code is full of braces, no str.format here
-        return FIM_PREFIX + head + e.prefix + FIM_SUFFIX + e.suffix + FIM_MIDDLE
-
     if context == "no_context":
-        return fim("")
+        return fim_text(e.prefix, e.suffix)
     parts, used = [], 0
     for path, text in e.others:  # as many whole files as the budget holds, in a seeded order
         if used + len(text) + len(path) > budget_chars:
             continue
         parts.append(f"{FILE_SEP}{path}\n{text}")
         used += len(text) + len(path)
-    return REPO_NAME + e.repo + "".join(parts) + FILE_SEP + fim(f"{e.path}\n")
+    return REPO_NAME + e.repo + "".join(parts) + FILE_SEP + fim_text(e.prefix, e.suffix, e.path)
 
 
 def _norm(text: str) -> str:
@@ -111,8 +109,8 @@ def answer(e: Example, generated: str) -> str:
 
 
 def run(
-    dataset: str, backend, per_mode: int = 100, seed: int = 0, context_chars: int = 4000
-) -> dict[str, Any]:  # noqa: ANN001
+    dataset: str, backend: Backend, per_mode: int = 100, seed: int = 0, context_chars: int = 4000
+) -> dict[str, Any]:
     if getattr(backend, "context", None):  # about two characters per token of code: stay inside the context
         context_chars = min(context_chars, backend.context * 2)
     exs = examples(dataset, per_mode, seed)

@@ -10,11 +10,13 @@ from typing import Any
 
 import torch
 
+from stackcoder.eval.backends import Backend
 from stackcoder.eval.heldout import heldout_files
+from stackcoder.tokenizer.files import encode
 
 
 @torch.inference_mode()
-def run(dataset: str, backend, max_tokens_per_file: int = 4096) -> dict[str, Any]:  # noqa: ANN001
+def run(dataset: str, backend: Backend, max_tokens_per_file: int = 4096) -> dict[str, Any]:
     from stackcoder.errors import UserError
 
     if getattr(backend, "model", None) is None or not hasattr(backend.model, "config"):
@@ -25,7 +27,7 @@ def run(dataset: str, backend, max_tokens_per_file: int = 4096) -> dict[str, Any
     nll, count = defaultdict(float), defaultdict(int)
     for files in heldout_files(dataset).values():
         for f in files:
-            ids = tok.encode(f["content"], add_special_tokens=False).ids[:max_tokens_per_file]
+            ids = encode(tok, f["content"])[:max_tokens_per_file]
             for start in range(0, max(0, len(ids) - 1), window):
                 chunk = torch.tensor([ids[start : start + window + 1]], device=device)
                 if chunk.shape[1] < 2:

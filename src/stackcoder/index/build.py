@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -34,15 +32,21 @@ from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.readers import ParquetReader
 
+from stackcoder.atomic import write_json
 from stackcoder.data import fields as F
-from stackcoder.data.executor import Pass, RunOptions, run_passes
+from stackcoder.data.executor import Pass, run_passes
+from stackcoder.data.layout import FILES, LOGS, DatasetLayout
 from stackcoder.errors import UserError
+from stackcoder.index.config import IndexConfig
 from stackcoder.index.fulltext import PROVENANCE, TextShardWriter
 from stackcoder.index.portrait import HASH, WIDTH, Portrait, write_shard
+from stackcoder.output import OutputRule, json_record, prepare_output
 
 INDEX_JSON = "index.json"
 SHARD_BYTES = 1 << 30  # content per shard by default
 FORMAT = 2  # 2: the full-text shards index each license id of an expression (``license_id``)
+# a rerun after a kill resumes; a finished index, other settings or other files only with --overwrite
+OUTPUT = OutputRule("index", f"{LOGS}/settings.json", json_record(indent=1), finished=INDEX_JSON)
 
 
 def read_index_json(root: Path) -> dict[str, Any]:
@@ -77,9 +81,7 @@ def write_index_shard(out: Path, name: str, files: Iterator[dict], capacity: int
 
     meta = write_shard(out / "portrait", name, texts(), capacity=capacity, fpr=fpr)
     meta.update(files=text.close(), content_bytes=content_bytes, repositories=dict(sorted(repos.items())))
-    tmp = out / "portrait" / f"{name}.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=1) + "\n")
-    tmp.replace(out / "portrait" / f"{name}.json")
+    write_json(out / "portrait" / f"{name}.json", meta)
     return meta
 
 
@@ -110,19 +112,9 @@ class IndexShardWriter(PipelineStep):
         yield
 
 
-@dataclass
-class IndexConfig:
-    dataset: str  # a directory built by `stackcoder build` (its files/), or a folder of such parquet files
-    output: str
-    fpr: float = 0.01  # target false-positive rate per n-gram, of the index as a whole
-    capacity: int | None = None  # n-grams per shard; default: each shard sized for what it holds
-    shards: int | None = None  # default: one per GiB of content, at least one per worker
-    overwrite: bool = False
-    run: RunOptions = field(default_factory=RunOptions)
-
-
 def files_dir(dataset: Path) -> Path:
-    d = dataset / "files" if (dataset / "files").is_dir() else dataset
+    """The kept files of a built dataset, or ``dataset`` itself when it is a folder of them."""
+    d = DatasetLayout.resolve(dataset, FILES)
     if not d.is_dir() or not any(d.glob("*.parquet")):
         raise UserError(f"{dataset}: no files (*.parquet); give a directory built by `stackcoder build`")
     return d
@@ -137,13 +129,6 @@ def build_index(config: IndexConfig) -> dict[str, Any] | None:
         raise UserError("--capacity must be a positive number of n-grams per shard")
     src = files_dir(Path(config.dataset))
     out = Path(config.output)
-    if (out / INDEX_JSON).exists() or (out.exists() and any(out.iterdir()) and not (out / "logs").is_dir()):
-        if not config.overwrite:
-            raise UserError(f"{out} already holds an index or other files; pass --overwrite to replace it")
-        from stackcoder.data.slurm import refuse_if_queued
-
-        refuse_if_queued(out / "logs")
-        shutil.rmtree(out)
     files = sorted(src.glob("*.parquet"))
     if config.shards is not None and config.shards < 1:
         raise UserError("--shards must be at least 1")
@@ -152,6 +137,8 @@ def build_index(config: IndexConfig) -> dict[str, Any] | None:
     # dataset gives the same index here, on Ray and on Slurm (which has no "cores here")
     shards = config.shards or max(config.run.workers or 1, -(-content // SHARD_BYTES))
     shards = min(shards, len(files))  # datatrove gives each task whole parquet files
+    what = {"dataset": _digest(src), "target_fpr": config.fpr, "capacity": config.capacity, "shards": shards}
+    prepare_output(out, what, config.overwrite, OUTPUT)
     steps = [
         ParquetReader(str(src), glob_pattern="*.parquet", text_key="content", id_key=F.BLOB_ID),
         IndexShardWriter(str(out), fpr=config.fpr / shards, capacity=config.capacity),
@@ -159,7 +146,7 @@ def build_index(config: IndexConfig) -> dict[str, Any] | None:
     settings = {"target_fpr": config.fpr, "capacity": config.capacity}
     finish = partial(summarize, out, dataset=src, settings=settings)
     if not run_passes(
-        [Pass("index", steps, shards)], logs=out / "logs", options=config.run, finish=finish, title="index"
+        [Pass("index", steps, shards)], logs=out / LOGS, options=config.run, finish=finish, title="index"
     ):
         return None
     return json.loads((out / INDEX_JSON).read_text())

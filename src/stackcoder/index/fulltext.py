@@ -25,6 +25,7 @@ from pathlib import Path
 import tantivy
 from license_expression import Licensing
 
+from stackcoder.atomic import replace_dir
 from stackcoder.data import fields as F
 from stackcoder.errors import UserError
 from stackcoder.index.portrait import normalize
@@ -98,9 +99,7 @@ class TextShardWriter:
         self.writer.commit()
         self.writer.wait_merging_threads()
         del self.writer, self.index
-        if self.path.exists():
-            shutil.rmtree(self.path)
-        self.tmp.rename(self.path)
+        replace_dir(self.tmp, self.path)
         return self.rows
 
 

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from stackcoder.atomic import replacing
 from stackcoder.errors import UserError
 
 WIDTH = 50  # characters per n-gram, and the stride between stored n-grams (recipe.md §5)
@@ -227,13 +227,12 @@ def write_shard(
     )
     count = len(hashes)
     m, k = size_for(capacity if capacity else count, fpr)
-    tmp = root / f"{name}.bloom.tmp"
-    bloom = BloomFilter(tmp, m, k, mode="w+")
-    bloom.add(hashes)
-    bloom.flush()
-    measured = measure_fpr(bloom)
-    del bloom
-    os.replace(tmp, root / f"{name}.bloom")  # a shard file is whole or absent
+    with replacing(root / f"{name}.bloom") as tmp:  # a shard file is whole or absent
+        bloom = BloomFilter(tmp, m, k, mode="w+")
+        bloom.add(hashes)
+        bloom.flush()
+        measured = measure_fpr(bloom)
+        del bloom
     return {
         "file": f"{name}.bloom",
         "hash": HASH,

@@ -161,3 +161,18 @@ def merge_ranges(ranges: list[list[int]]) -> list[list[int]]:
         else:
             merged.append([s, e])
     return merged
+
+
+def dataset_whois(dataset: str | Path, owner: str) -> dict[str, int]:
+    """``DatasetIndex.whois`` without an index: the repositories of ``owner`` (the opt-out pattern
+    syntax) in a built dataset's files, by reading their ``repo_name`` column."""
+    import pyarrow.parquet as pq
+
+    from stackcoder.data import fields as F
+    from stackcoder.index.build import files_dir
+
+    matcher = OptOutMatcher([check_pattern(owner, "whois")])
+    counts: Counter[str] = Counter()
+    for f in sorted(files_dir(Path(dataset)).glob("*.parquet")):
+        counts.update(r for r in pq.read_table(f, columns=[F.REPO_NAME])[0].to_pylist() if matcher.matches(r))
+    return dict(sorted(counts.items()))

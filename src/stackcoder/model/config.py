@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from stackcoder.errors import UserError
+
 # `hidden_act` values we implement; both are GELU, "gelu_pytorch_tanh" is what the releases use.
 ACTIVATIONS = {"gelu_pytorch_tanh": "tanh", "gelu": "none"}
 
@@ -118,15 +120,11 @@ class Starcoder2Config:
         return cls(**d)
 
 
-def _size(**overrides: Any) -> Starcoder2Config:
-    return Starcoder2Config(**overrides)
-
-
 # Published shapes (recipe.md §3, the released config.json files). The 3B and 7B tie lm_head to the
 # embeddings (no lm_head.weight in their checkpoints, bigcode-project/starcoder2#18); the 15B does not.
 SIZES: dict[str, Starcoder2Config] = {
-    "3b": _size(),
-    "7b": _size(
+    "3b": Starcoder2Config(),
+    "7b": Starcoder2Config(
         hidden_size=4608,
         intermediate_size=18_432,
         num_hidden_layers=32,
@@ -134,7 +132,7 @@ SIZES: dict[str, Starcoder2Config] = {
         num_key_value_heads=4,
         rope_theta=1e6,
     ),
-    "15b": _size(
+    "15b": Starcoder2Config(
         hidden_size=6144,
         intermediate_size=24_576,
         num_hidden_layers=40,
@@ -145,7 +143,7 @@ SIZES: dict[str, Starcoder2Config] = {
         initializer_range=0.01275,
     ),
     # ~1.2B, the shape benchmarks/gpu_mfu.py trains (head_dim 128 like the releases)
-    "1b": _size(
+    "1b": Starcoder2Config(
         hidden_size=2048,
         intermediate_size=8192,
         num_hidden_layers=24,
@@ -153,7 +151,7 @@ SIZES: dict[str, Starcoder2Config] = {
         num_key_value_heads=4,
     ),
     # CPU flavors; the full vocabulary so the real tokenizer fits every one of them
-    "medium": _size(
+    "medium": Starcoder2Config(
         hidden_size=768,
         intermediate_size=3072,
         num_hidden_layers=12,
@@ -162,7 +160,7 @@ SIZES: dict[str, Starcoder2Config] = {
         max_position_embeddings=4096,
         sliding_window=4096,
     ),
-    "small": _size(
+    "small": Starcoder2Config(
         hidden_size=512,
         intermediate_size=2048,
         num_hidden_layers=4,
@@ -171,7 +169,7 @@ SIZES: dict[str, Starcoder2Config] = {
         max_position_embeddings=4096,
         sliding_window=4096,
     ),
-    "tiny": _size(
+    "tiny": Starcoder2Config(
         hidden_size=256,
         intermediate_size=1024,
         num_hidden_layers=4,
@@ -181,7 +179,7 @@ SIZES: dict[str, Starcoder2Config] = {
         sliding_window=1024,
     ),
     # for tests: a window shorter than typical test sequences, so window code paths run
-    "debug": _size(
+    "debug": Starcoder2Config(
         hidden_size=64,
         intermediate_size=256,
         num_hidden_layers=2,
@@ -196,5 +194,5 @@ SIZES: dict[str, Starcoder2Config] = {
 def get_size(name: str, **overrides: Any) -> Starcoder2Config:
     """A copy of a preset with some fields changed: `get_size("debug", vocab_size=512)`."""
     if name not in SIZES:
-        raise KeyError(f"unknown model size {name!r}; known: {', '.join(SIZES)}")
+        raise UserError(f"unknown model size {name!r}: use one of {', '.join(SIZES)}")
     return dataclasses.replace(SIZES[name], **overrides)

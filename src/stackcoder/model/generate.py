@@ -2,18 +2,24 @@
 
 Three entry points share one decoding loop (`Decoding`): `generate` (token ids, batched, left padding),
 `generate_text` (strings in, strings out, stop sequences) and `stream` (one prompt, one `Piece` per
-generated token, the interface a server streams from).
+generated token, the interface a server streams from). `take` is the one rule for how a sampled token
+ends a sequence (an end token, a stop sequence, the length), shared with the server's engine, and
+`Collected` the one sum of a request's `Piece`s (text, generated tokens, finish reason).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
 
 import torch
+from tokenizers import Tokenizer
 
-from stackcoder.model.model import Starcoder2, dense_mask
+from stackcoder.errors import UserError
+from stackcoder.model.attention import dense_mask
+from stackcoder.model.model import Starcoder2
+from stackcoder.tokenizer.files import decode, encode
 
 
 @dataclass
@@ -27,7 +33,7 @@ class SamplingParams:
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 0 or self.temperature < 0 or self.top_k < 0 or not 0 < self.top_p <= 1:
-            raise ValueError(f"invalid sampling parameters: {self}")
+            raise UserError(f"invalid sampling parameters: {self}")
 
 
 class KVCache:
@@ -53,7 +59,8 @@ class KVCache:
         self.next_pos = torch.zeros(batch_size, dtype=torch.long, device=p.device)
         self.length = 0  # columns seen (padding included)
         self.padded = False  # some slot holds padding: decode steps need a mask
-        self._plan: tuple[str, Any, int] = ("", None, 0)
+        # how `update` stores and returns each layer's keys and values for the step `step` planned
+        self._update: Callable[[int, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
     def step(self, attention_mask: torch.Tensor | None, T: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         B, device = self.slot_valid.shape[0], self.slot_index.device
@@ -74,17 +81,17 @@ class KVCache:
             mask = None
             if self.padded:
                 mask = dense_mask(q_idx, self.slot_index[:n], self.window, self.slot_valid[:, :n])
-            self._plan = ("ring", slots, n)
+            self._update = partial(self._ring, slots, n)
         elif self.length == 0:  # prefill: attend over the chunk alone
             mask = dense_mask(q_idx, q_idx, self.window, new_valid)
             self._write_meta(slots, q_idx[T - n_write :], new_valid[:, T - n_write :])
-            self._plan = ("chunk", slots, T - n_write)
+            self._update = partial(self._chunk, slots, T - n_write)
         else:  # a multi-token chunk after a prefix: the past ring, then the chunk
             k_idx = torch.cat([self.slot_index, q_idx])
             k_valid = torch.cat([self.slot_valid, new_valid], dim=1)
             mask = dense_mask(q_idx, k_idx, self.window, k_valid)
             self._write_meta(slots, q_idx[T - n_write :], new_valid[:, T - n_write :])
-            self._plan = ("concat", slots, T - n_write)
+            self._update = partial(self._concat, slots, T - n_write)
         self.length += T
         return pos, mask
 
@@ -93,17 +100,28 @@ class KVCache:
         self.slot_valid[:, slots] = valid
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        kind, slots, n = self._plan
-        ring_k, ring_v = self.k[layer], self.v[layer]  # (B, n_kv, capacity, hd)
-        if kind == "ring":
-            ring_k.index_copy_(2, slots, k)
-            ring_v.index_copy_(2, slots, v)
-            return ring_k[:, :, :n], ring_v[:, :, :n]  # (B, n_kv, filled slots, hd)
-        if kind == "concat":
-            full_k, full_v = torch.cat([ring_k, k], dim=2), torch.cat([ring_v, v], dim=2)
-        ring_k.index_copy_(2, slots, k[:, :, n:])
-        ring_v.index_copy_(2, slots, v[:, :, n:])
-        return (k, v) if kind == "chunk" else (full_k, full_v)
+        return self._update(layer, k, v)
+
+    def _ring(self, slots: torch.Tensor, n: int, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple:
+        """Decode: write the token into its slot, attend over the n filled slots (B, n_kv, n, hd)."""
+        self.k[layer].index_copy_(2, slots, k)
+        self.v[layer].index_copy_(2, slots, v)
+        return self.k[layer][:, :, :n], self.v[layer][:, :, :n]
+
+    def _chunk(self, slots: torch.Tensor, skip: int, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple:
+        """Prefill: attend over the chunk itself; keep its columns from ``skip`` on."""
+        self._store(slots, skip, layer, k, v)
+        return k, v
+
+    def _concat(self, slots: torch.Tensor, skip: int, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple:
+        """A chunk after a prefix: attend over the ring, then the chunk (read before the ring is written)."""
+        full = torch.cat([self.k[layer], k], dim=2), torch.cat([self.v[layer], v], dim=2)
+        self._store(slots, skip, layer, k, v)
+        return full
+
+    def _store(self, slots: torch.Tensor, skip: int, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
+        self.k[layer].index_copy_(2, slots, k[:, :, skip:])
+        self.v[layer].index_copy_(2, slots, v[:, :, skip:])
 
 
 def sample(
@@ -220,13 +238,41 @@ class Piece:
     token_id: int
     text: str
     logprob: float
-    finish_reason: str | None = None  # set on the last piece: "eos", "stop" or "length"
+    finish_reason: str | None = None  # set on the last piece: "eos", "stop" or "length" (server: "timeout")
+
+    @property
+    def generated(self) -> bool:
+        """A generated token (counted, returned): not the end token, nor a piece without a token."""
+        return self.token_id >= 0 and self.finish_reason != "eos"
+
+
+@dataclass
+class Collected:
+    """A request's pieces added up: the text, the generated tokens and their log-probabilities, and why
+    it ended."""
+
+    parts: list[str] = field(default_factory=list)
+    token_ids: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    finish_reason: str = "length"
+
+    def add(self, piece: Piece) -> Piece:
+        self.parts.append(piece.text)
+        if piece.generated:
+            self.token_ids.append(piece.token_id)
+            self.logprobs.append(piece.logprob)
+        self.finish_reason = piece.finish_reason or self.finish_reason
+        return piece
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
 
 
 class TextState:
     """Incremental detokenization of one sequence, with stop sequences."""
 
-    def __init__(self, tokenizer: Any, stop: Sequence[str]):
+    def __init__(self, tokenizer: Tokenizer, stop: Sequence[str]):
         self.tokenizer, self.stop = tokenizer, [s for s in stop if s]
         self.ids: list[int] = []
         self.text = ""  # decoded so far (complete characters only)
@@ -236,7 +282,7 @@ class TextState:
     def push(self, token_id: int) -> str:
         """Add a token; returns the text that became final. Sets `done` on a stop sequence."""
         self.ids.append(token_id)
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=False)
+        text = decode(self.tokenizer, self.ids)
         if text.endswith("\ufffd"):
             return ""  # a multi-byte character split across tokens: wait for the rest
         self.text = text
@@ -252,13 +298,36 @@ class TextState:
     def flush(self) -> str:
         """Everything not handed out yet (at the end: held-back text, even a lone partial character)."""
         if not self.done:
-            self.text = self.tokenizer.decode(self.ids, skip_special_tokens=False)
+            self.text = decode(self.tokenizer, self.ids)
         return self._emit(len(self.text))
 
     def _emit(self, end: int) -> str:
         piece = self.text[self.emitted : end]
         self.emitted = max(self.emitted, end)
         return piece
+
+
+def take(
+    state: TextState, token: int, stop_ids: Container[int], end: str | None = None
+) -> tuple[str, str | None]:
+    """Feed one sampled token to a sequence: (the text that became final, the finish reason or None).
+
+    An end token (``stop_ids``) ends it as "eos" and is not part of the text; a stop sequence as
+    "stop"; otherwise ``end`` (the caller's "length" on the last allowed token, the server's
+    "timeout") ends it with everything held back. An ended sequence has ``state.done`` set.
+    """
+    if token in stop_ids:
+        text, reason = state.flush(), "eos"
+    else:
+        text = state.push(token)
+        if state.done:
+            reason = "stop"
+        elif end is not None:
+            text, reason = text + state.flush(), end
+        else:
+            return text, None
+    state.done = True
+    return text, reason
 
 
 @dataclass
@@ -270,25 +339,24 @@ class Completion:
 
 def generate_text(
     model: Starcoder2,
-    tokenizer: Any,
+    tokenizer: Tokenizer,
     prompts: Sequence[str | Sequence[int]],
     params: SamplingParams,
     stop_token_ids: Sequence[int] = (),
 ) -> list[Completion]:
     """Batched generation from text (or token-id) prompts, with stop sequences."""
-    prompt_ids = [
-        tokenizer.encode(p, add_special_tokens=False).ids if isinstance(p, str) else list(p) for p in prompts
-    ]
+    prompt_ids = [encode(tokenizer, p) if isinstance(p, str) else list(p) for p in prompts]
     decoding = Decoding(model, prompt_ids, params, stop_token_ids)
     states = [TextState(tokenizer, params.stop) for _ in prompts]
-    for tokens, _ in decoding:
+    last = params.max_new_tokens - 1
+    for step, (tokens, _) in enumerate(decoding):
         for row, t in enumerate(tokens.tolist()):
-            if decoding.finished[row] or t in decoding.stop_set:
+            if decoding.finished[row]:
                 continue
-            states[row].push(t)
-            if states[row].done:
+            _, reason = take(states[row], t, decoding.stop_set, "length" if step == last else None)
+            if reason is not None:
                 decoding.finished[row] = True
-                decoding.finish_reason[row] = "stop"
+                decoding.finish_reason[row] = reason
     for s in states:
         s.flush()
     reasons = decoding.finish_reason
@@ -297,28 +365,19 @@ def generate_text(
 
 def stream(
     model: Starcoder2,
-    tokenizer: Any,
+    tokenizer: Tokenizer,
     prompt: str | Sequence[int],
     params: SamplingParams,
     stop_token_ids: Sequence[int] = (),
 ) -> Iterator[Piece]:
     """One Piece per generated token; the last one carries the finish reason (and any held-back text)."""
-    ids = tokenizer.encode(prompt, add_special_tokens=False).ids if isinstance(prompt, str) else list(prompt)
+    ids = encode(tokenizer, prompt) if isinstance(prompt, str) else list(prompt)
     decoding = Decoding(model, [ids], params, stop_token_ids, want_logprobs=True)
     state = TextState(tokenizer, params.stop)
-    steps = iter(decoding)
-    pending = next(steps, None)
-    while pending is not None:
-        tokens, logprobs = pending
+    last = params.max_new_tokens - 1
+    for step, (tokens, logprobs) in enumerate(decoding):
         t, lp = int(tokens[0]), float(logprobs[0])
-        if t in decoding.stop_set:
-            yield Piece(t, state.flush(), lp, "eos")
+        text, reason = take(state, t, decoding.stop_set, "length" if step == last else None)
+        yield Piece(t, text, lp, reason)
+        if reason is not None:
             return
-        text = state.push(t)
-        pending = None if state.done else next(steps, None)
-        if state.done:
-            yield Piece(t, text, lp, "stop")
-        elif pending is None:
-            yield Piece(t, text + state.flush(), lp, "length")
-        else:
-            yield Piece(t, text, lp)

@@ -15,7 +15,6 @@ import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from safetensors import safe_open
@@ -25,9 +24,6 @@ from stackcoder.errors import UserError
 from stackcoder.model import quant
 from stackcoder.model.config import Starcoder2Config
 from stackcoder.model.model import Starcoder2
-
-if TYPE_CHECKING:
-    from tokenizers import Tokenizer
 
 CONFIG = "config.json"
 GENERATION_CONFIG = "generation_config.json"
@@ -43,6 +39,13 @@ TOKENIZER_FILES = (
 # transformers' save_pretrained default is "5GB" in 4.x; keep shards that size so hub tools cope
 DEFAULT_MAX_SHARD_BYTES = 5 * 10**9
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def pick_device(device: str = "auto") -> str:
+    """``device``, or for "auto" cuda when a GPU is visible, else cpu (serve, eval, train)."""
+    if device != "auto":
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _checkpoint_dir(path: str | Path) -> Path:
@@ -449,13 +452,3 @@ def _shard(state: dict[str, torch.Tensor], max_bytes: int) -> list[dict[str, tor
         shards[-1][name] = t
         size += n
     return shards
-
-
-def load_tokenizer(path: str | Path) -> Tokenizer:
-    """The `tokenizers.Tokenizer` of a checkpoint directory (its tokenizer.json)."""
-    from tokenizers import Tokenizer
-
-    file = Path(path) / "tokenizer.json"
-    if not file.is_file():
-        raise UserError(f"{path}: missing tokenizer.json (needed to turn text into tokens)")
-    return Tokenizer.from_file(str(file))

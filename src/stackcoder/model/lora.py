@@ -23,6 +23,7 @@ import json
 import re
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -51,7 +52,7 @@ class QuantizedLoraLinear(PeftLoraLinear):
     """PEFT's LoRA `Linear` over a `QuantizedLinear`: y = base(x) + B(A(dropout(x))) * scaling, the base
     computed by our int8/int4 kernels (gradients flow to x through the dequantized weight)."""
 
-    def merge(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003 - PEFT's signature
+    def merge(self, *args: Any, **kwargs: Any) -> None:  # PEFT's signature
         raise UserError(
             "a LoRA update cannot be merged into int8/int4 weights exactly; merge into the full-precision "
             "base: stackcoder finetune merge --model BASE --adapter DIR --output OUT"

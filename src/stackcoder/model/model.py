@@ -5,63 +5,21 @@ embeddings, grouped-query and sliding-window attention, tied or untied embedding
 the Hugging Face checkpoint names, so `hf.py` copies weights key by key.
 
 Packed sequences: pass `document_ids` (B, T); positions restart per document and no token attends
-across documents. Attention goes through one of three kernels, picked from outside `forward`
-(`model.attn_impl`, see `pick_attn_impl`): "sdpa" (PyTorch's scaled_dot_product_attention, with a
-boolean mask only when plain causal is not enough), "flex" (FlexAttention block masks, compiled) and
-"flash" (flash-attn's varlen kernel, CUDA only).
+across documents. Which keys a query sees and the kernel that computes it ("sdpa", "flex", "flash",
+picked from outside `forward` as `model.attn_impl`) are `attention.py`'s: `forward` builds the mask
+once, and each `Attention` makes one `attend` call.
 """
 
 from __future__ import annotations
-
-import math
-from dataclasses import dataclass
-from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import nn
 
+from stackcoder.model.attention import AttnMask, Cache, attend, build_mask
 from stackcoder.model.config import ACTIVATIONS, Starcoder2Config
 from stackcoder.model.loss import linear_cross_entropy
-
-ATTN_IMPLS = ("sdpa", "flex", "flash")
-
-
-class Cache(Protocol):
-    """What `forward` needs from a KV cache (generate.KVCache implements it)."""
-
-    def step(self, attention_mask: torch.Tensor | None, T: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Start a forward over T new tokens: returns their position ids (B, T) and the boolean
-        attention mask (B, 1, T, Tk) over the keys `update` will return (None: all of them)."""
-        ...
-
-    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
-
-
-@dataclass
-class AttnMask:
-    """Which keys each query may see, in the form the chosen kernel takes. Built once per forward."""
-
-    impl: str
-    dense: torch.Tensor | None = None  # sdpa: (B, 1, Tq, Tk) bool, True = attend; None = see `causal`
-    causal: bool = True  # with no dense mask: plain causal, or (False) every key returned by the cache
-    block: Any = None  # flex: a BlockMask
-    cu_seqlens: torch.Tensor | None = None  # flash: (n_docs + 1,) int32 document starts over B*T tokens
-    max_seqlen: int = 0
-    window: int | None = None
-
-
-def pick_attn_impl(device: torch.device | str) -> str:
-    """flash-attn on a GPU when the package is importable, else SDPA (the CPU default: see docs/model.md
-    for the FlexAttention measurement)."""
-    if torch.device(device).type == "cuda":
-        try:
-            import flash_attn  # noqa: F401
-        except ImportError:
-            return "sdpa"
-        return "flash"
-    return "sdpa"
 
 
 def document_positions(document_ids: torch.Tensor) -> torch.Tensor:
@@ -74,27 +32,25 @@ def document_positions(document_ids: torch.Tensor) -> torch.Tensor:
     return idx - start_idx
 
 
-def dense_mask(
-    q_idx: torch.Tensor,
-    k_idx: torch.Tensor,
-    window: int | None,
-    k_valid: torch.Tensor | None = None,
-    q_doc: torch.Tensor | None = None,
-    k_doc: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Boolean (B|1, 1, Tq, Tk) mask: causal, within `window` keys (the query included), same document,
-    valid key. Indices are column indices in the row (not positions), as transformers counts them.
-    A query always sees itself, so rows of padding never go all-masked (NaN that would leak on)."""
-    q, k = q_idx[..., :, None], k_idx[..., None, :]  # (.., Tq, 1), (.., 1, Tk)
-    allowed = k <= q
-    if window is not None:
-        allowed = allowed & (k > q - window)
-    if q_doc is not None:
-        allowed = allowed & (q_doc[:, :, None] == k_doc[:, None, :])
-    if k_valid is not None:
-        allowed = allowed & k_valid[:, None, :]
-    allowed = allowed | (k == q)
-    return allowed.unsqueeze(-3) if allowed.dim() == 3 else allowed[None, None]
+def rope_cos_sin(
+    position_ids: torch.Tensor, config: Starcoder2Config, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin of shape (B, T, 1, hd) for (B, T) positions, in float32 and then cast, as transformers.
+
+    The frequencies are recomputed per call (hd/2 numbers) rather than kept in a buffer, which
+    `model.to(bfloat16)` would round and a meta-device build would leave empty."""
+    hd = config.head_dim
+    exponent = torch.arange(0, hd, 2, dtype=torch.int64, device=position_ids.device).float() / hd
+    inv_freq = 1.0 / (config.rope_theta**exponent)  # (hd/2,)
+    freqs = position_ids[..., None].float() * inv_freq  # (B, T, hd/2)
+    emb = torch.cat((freqs, freqs), dim=-1)[:, :, None, :]  # (B, T, 1, hd)
+    return emb.cos().to(dtype), emb.sin().to(dtype)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate (B, T, heads, hd) by position; the "rotate half" layout of GPT-NeoX and transformers."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return x * cos + torch.cat((-x2, x1), dim=-1) * sin
 
 
 class MLP(nn.Module):
@@ -135,25 +91,7 @@ class Attention(nn.Module):
         k = apply_rope(self.k_proj(x).view(B, T, self.n_kv, hd), *rope)  # (B, T, n_kv, hd)
         v = self.v_proj(x).view(B, T, self.n_kv, hd)  # (B, T, n_kv, hd)
         p = self.attention_dropout if self.training else 0.0
-        if mask.impl == "flash":
-            y = flash_attention(q, k, v, mask, p)  # (B, T, nh, hd)
-        else:
-            q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, heads, T, hd)
-            if cache is not None:
-                k, v = cache.update(self.layer_idx, k, v)  # (B, n_kv, Tk, hd)
-            if mask.impl == "flex":
-                y = flex_attention(q, k, v, block_mask=mask.block, enable_gqa=True)
-            else:
-                y = F.scaled_dot_product_attention(
-                    q,
-                    k,
-                    v,
-                    attn_mask=mask.dense,
-                    dropout_p=p,
-                    is_causal=mask.dense is None and mask.causal,
-                    enable_gqa=True,
-                )
-            y = y.transpose(1, 2)  # (B, T, nh, hd)
+        y = attend(q, k, v, mask, cache, self.layer_idx, p)  # (B, T, nh, hd)
         y = self.o_proj(y.reshape(B, T, self.n_head * hd))
         return F.dropout(y, self.residual_dropout, self.training)
 
@@ -245,7 +183,8 @@ class Starcoder2(nn.Module):
                     if document_ids is not None
                     else torch.arange(T, device=input_ids.device).expand(B, T)
                 )
-            mask = self.build_mask(B, T, input_ids.device, document_ids, attention_mask)
+            window = self.config.sliding_window
+            mask = build_mask(self.attn_impl, window, B, T, input_ids.device, document_ids, attention_mask)
         x = self.model.embed_tokens(input_ids)  # (B, T, C)
         x = F.dropout(x, self.config.embedding_dropout, self.training)
         rope = rope_cos_sin(position_ids, self.config, x.dtype)
@@ -262,139 +201,5 @@ class Starcoder2(nn.Module):
             x = x[:, -logits_to_keep:]
         return self.lm_head(x), None  # (B, T', V)
 
-    def build_mask(
-        self,
-        B: int,
-        T: int,
-        device: torch.device,
-        document_ids: torch.Tensor | None,
-        attention_mask: torch.Tensor | None,
-    ) -> AttnMask:
-        window = self.config.sliding_window
-        if window is not None and window >= T:
-            window = None  # the window covers the whole sequence: plain causal
-        impl = self.attn_impl
-        if impl not in ATTN_IMPLS:
-            raise ValueError(f"attn_impl {impl!r} is not one of {ATTN_IMPLS}")
-        if attention_mask is not None and bool(attention_mask.all()):
-            attention_mask = None
-        if impl == "flash":
-            if attention_mask is not None:
-                raise ValueError("attn_impl='flash' takes document_ids for packing, not a padding mask")
-            if document_ids is None:
-                return AttnMask(impl, window=window)
-            cu, max_len = cu_seqlens(document_ids, B, T, device)
-            return AttnMask(impl, cu_seqlens=cu, max_seqlen=max_len, window=window)
-        if impl == "flex":
-            return AttnMask(impl, block=flex_block_mask(B, T, device, window, document_ids, attention_mask))
-        if window is None and document_ids is None and attention_mask is None:
-            return AttnMask(impl)  # is_causal=True: SDPA's fastest path, no mask in memory
-        idx = torch.arange(T, device=device)
-        valid = attention_mask.bool() if attention_mask is not None else None
-        return AttnMask(impl, dense=dense_mask(idx, idx, window, valid, document_ids, document_ids))
-
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
-
-
-def rope_cos_sin(
-    position_ids: torch.Tensor, config: Starcoder2Config, dtype: torch.dtype
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos, sin of shape (B, T, 1, hd) for (B, T) positions, in float32 and then cast, as transformers.
-
-    The frequencies are recomputed per call (hd/2 numbers) rather than kept in a buffer, which
-    `model.to(bfloat16)` would round and a meta-device build would leave empty."""
-    hd = config.head_dim
-    exponent = torch.arange(0, hd, 2, dtype=torch.int64, device=position_ids.device).float() / hd
-    inv_freq = 1.0 / (config.rope_theta**exponent)  # (hd/2,)
-    freqs = position_ids[..., None].float() * inv_freq  # (B, T, hd/2)
-    emb = torch.cat((freqs, freqs), dim=-1)[:, :, None, :]  # (B, T, 1, hd)
-    return emb.cos().to(dtype), emb.sin().to(dtype)
-
-
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate (B, T, heads, hd) by position; the "rotate half" layout of GPT-NeoX and transformers."""
-    x1, x2 = x.chunk(2, dim=-1)
-    return x * cos + torch.cat((-x2, x1), dim=-1) * sin
-
-
-def cu_seqlens(
-    document_ids: torch.Tensor | None, B: int, T: int, device: torch.device
-) -> tuple[torch.Tensor, int]:
-    """Document boundaries over the flattened (B*T) tokens, for flash-attn's varlen kernel."""
-    if document_ids is None:
-        starts = torch.arange(0, B * T + 1, T, device=device)
-    else:
-        new_doc = torch.ones_like(document_ids, dtype=torch.bool)
-        new_doc[:, 1:] = document_ids[:, 1:] != document_ids[:, :-1]  # a new row also starts a doc
-        starts = torch.cat([new_doc.flatten().nonzero().flatten(), torch.tensor([B * T], device=device)])
-    starts = starts.to(torch.int32)
-    return starts, int((starts[1:] - starts[:-1]).max())
-
-
-def flash_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: AttnMask, p: float
-) -> torch.Tensor:
-    """flash-attn over (B, T, heads, hd), varlen when documents are packed; GQA is native. The window
-    is (left, right) keys, inclusive: W - 1 to the left plus the query itself is W keys."""
-    from flash_attn import flash_attn_func, flash_attn_varlen_func
-
-    B, T, nh, hd = q.shape
-    window = (mask.window - 1, 0) if mask.window is not None else (-1, -1)
-    if mask.cu_seqlens is None:  # no packing: the plain kernel, and no host sync for max_seqlen
-        return flash_attn_func(
-            q, k, v, dropout_p=p, softmax_scale=1.0 / math.sqrt(hd), causal=True, window_size=window
-        )
-    y = flash_attn_varlen_func(
-        q.reshape(B * T, nh, hd),
-        k.reshape(B * T, -1, hd),
-        v.reshape(B * T, -1, hd),
-        mask.cu_seqlens,
-        mask.cu_seqlens,
-        mask.max_seqlen,
-        mask.max_seqlen,
-        dropout_p=p,
-        softmax_scale=1.0 / math.sqrt(hd),
-        causal=True,
-        window_size=window,
-    )
-    return y.view(B, T, nh, hd)
-
-
-_flex_compiled = None
-
-
-def flex_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-    # FlexAttention is only fast compiled; compile once per process (first call pays ~20 s on a CPU)
-    global _flex_compiled
-    if _flex_compiled is None:
-        from torch.nn.attention.flex_attention import flex_attention as fa
-
-        _flex_compiled = torch.compile(fa, dynamic=False)
-    return _flex_compiled(q, k, v, **kwargs)
-
-
-def flex_block_mask(
-    B: int,
-    T: int,
-    device: torch.device,
-    window: int | None,
-    document_ids: torch.Tensor | None,
-    attention_mask: torch.Tensor | None,
-) -> Any:
-    from torch.nn.attention.flex_attention import create_block_mask
-
-    docs = document_ids
-    valid = attention_mask.bool() if attention_mask is not None else None
-
-    def mask_mod(b, h, q, k):  # noqa: ANN001 - FlexAttention's signature
-        allowed = k <= q
-        if window is not None:
-            allowed = allowed & (k > q - window)
-        if docs is not None:
-            allowed = allowed & (docs[b, q] == docs[b, k])
-        if valid is not None:
-            allowed = allowed & valid[b, k] | (k == q)
-        return allowed
-
-    return create_block_mask(mask_mod, B, None, T, T, device=device)

@@ -24,6 +24,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import FunctionCtx
 
 MODES = ("int8", "int4")
 # int4 group: 32-128 is the usual range. 128 costs 0.031 byte/weight of bf16 scale+zero over 0.5 byte
@@ -247,12 +248,12 @@ class _QuantizedMatmul(torch.autograd.Function):
     """x @ W.T with a gradient for x only: the quantized weight is a constant."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, module: QuantizedLinear) -> torch.Tensor:  # noqa: ANN001
+    def forward(ctx: FunctionCtx, x: torch.Tensor, module: QuantizedLinear) -> torch.Tensor:
         ctx.module = module
         return module._matmul(x)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
+    def backward(ctx: FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         w_t = ctx.module.dequantize()  # (in, out)
         return grad.to(w_t.dtype) @ w_t.t(), None
 

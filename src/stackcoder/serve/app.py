@@ -5,17 +5,18 @@ status and a message (never a traceback)."""
 from __future__ import annotations
 
 import hmac
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 
 from stackcoder import __version__
-from stackcoder.serve import dataset, infill, openai, tgi
+from stackcoder.serve import infill, openai, overlap, tgi
 from stackcoder.serve.config import ServeConfig
 from stackcoder.serve.service import CompletionService, ServeError
 
@@ -46,7 +47,7 @@ def create_app(config: ServeConfig, service: CompletionService | None = None) ->
     service = service or CompletionService(config)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):  # noqa: ANN202
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         service.close()
 
@@ -58,7 +59,7 @@ def create_app(config: ServeConfig, service: CompletionService | None = None) ->
 
         # a bad index (or threshold) fails before serving, as a bad model does
         app.state.index = DatasetIndex(config.index, max_chance=config.index_max_chance)
-    for module in (tgi, openai, infill, dataset):
+    for module in (tgi, openai, infill, overlap):
         app.include_router(module.router, responses=ERRORS)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -93,7 +94,7 @@ def create_app(config: ServeConfig, service: CompletionService | None = None) ->
         key = config.api_key.encode()
 
         @app.middleware("http")
-        async def bearer(request: Request, call_next):  # noqa: ANN001, ANN202
+        async def bearer(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
             if request.method == "OPTIONS" or request.url.path in OPEN_PATHS:
                 return await call_next(request)
             given = request.headers.get("authorization", "")

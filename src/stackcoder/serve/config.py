@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from stackcoder.errors import UserError
+
 API_KEY_ENV = "STACKCODER_API_KEY"
 
 
@@ -25,7 +27,7 @@ class ServeConfig:
     max_batch: int = 16  # sequences decoded together (continuous batching)
     max_queue: int = 64  # requests waiting for a slot; beyond it 503 with Retry-After
     max_new_tokens: int = 512  # the most a request may ask for
-    max_input_tokens: int | None = None  # default: the model's context minus max_new_tokens
+    max_input_tokens: int | None = None  # default (and at most): the model's context minus one
     index: str | None = None  # a `stackcoder index build` directory: /overlap, /search, attribution
     # the membership rule's threshold for /overlap and attribution (None: the index's default, 1e-6)
     index_max_chance: float | None = None
@@ -39,10 +41,10 @@ class ServeConfig:
 
     def __post_init__(self) -> None:
         if self.max_batch < 1 or self.max_queue < 0 or self.max_new_tokens < 1 or self.timeout_s <= 0:
-            raise ValueError("max_batch and max_new_tokens must be >= 1, max_queue >= 0, timeout_s > 0")
+            raise UserError("max_batch and max_new_tokens must be >= 1, max_queue >= 0, timeout_s > 0")
         if self.quantize not in (None, "int8", "int4"):
-            raise ValueError(f"quantize must be int8 or int4, got {self.quantize!r}")
+            raise UserError(f"quantize must be int8 or int4, got {self.quantize!r}")
         if self.prefix_cache_mb < 0 or self.fim_order not in ("spm", "psm"):
-            raise ValueError("prefix_cache_mb must be >= 0 (0: off) and fim_order one of spm, psm")
+            raise UserError("prefix_cache_mb must be >= 0 (0: off) and fim_order one of spm, psm")
         if self.index_max_chance is not None and not self.index:
-            raise ValueError("--index-max-chance applies to a dataset index: give --index DIR too")
+            raise UserError("--index-max-chance applies to a dataset index: give --index DIR too")

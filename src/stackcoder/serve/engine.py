@@ -21,11 +21,12 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
+from tokenizers import Tokenizer
 
-from stackcoder.model.generate import Piece, SamplingParams, TextState, sample
+from stackcoder.model.generate import Piece, SamplingParams, TextState, sample, take
 from stackcoder.model.model import Starcoder2
 from stackcoder.serve.prefix_cache import PrefillCache, PrefixCache
-from stackcoder.tokenizer.special_tokens import EOS, FILE_SEP, FIM_MIDDLE, FIM_PAD, FIM_PREFIX, FIM_SUFFIX
+from stackcoder.tokenizer.files import stop_token_ids
 
 
 class QueueFull(Exception):
@@ -133,7 +134,7 @@ class Engine:
     def __init__(
         self,
         model: Starcoder2,
-        tokenizer,
+        tokenizer: Tokenizer,
         *,
         max_batch: int,
         max_queue: int,
@@ -143,11 +144,7 @@ class Engine:
         """``prefix_cache_bytes``: memory for the keys and values of recent prompts (0: no reuse)."""
         self.model, self.tokenizer = model.eval(), tokenizer
         self.max_batch, self.max_queue, self.max_len = max_batch, max_queue, max_len
-        self.stop_ids = {
-            i
-            for t in (EOS, FILE_SEP, FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX, FIM_PAD)
-            if (i := tokenizer.token_to_id(t)) is not None
-        }
+        self.stop_ids = set(stop_token_ids(tokenizer))
         self.cache = SlotCache(model, max_batch, max_len)
         self.prefix_cache = PrefixCache(prefix_cache_bytes)
         self.prefilled_tokens = 0  # prompt tokens run through the model (the rest came from the cache)
@@ -280,22 +277,14 @@ class Engine:
         if h.cancelled:
             h.state.done = True
             return
-        if token in self.stop_ids:
-            h._put(Piece(token, h.state.flush(), logprob, "eos"))
-            h.state.done = True
-            return
-        h.generated += 1
-        text = h.state.push(token)
-        if h.state.done:
-            h._put(Piece(token, text, logprob, "stop"))
-        elif h.generated >= h.params.max_new_tokens or len(h.prompt_ids) + h.generated >= self.max_len:
-            h._put(Piece(token, text + h.state.flush(), logprob, "length"))
-            h.state.done = True
-        elif time.monotonic() > h.deadline:
-            h._put(Piece(token, text + h.state.flush(), logprob, "timeout"))
-            h.state.done = True
+        n = h.generated + 1  # with this token, unless it is an end token
+        if n >= h.params.max_new_tokens or len(h.prompt_ids) + n >= self.max_len:
+            end = "length"
         else:
-            h._put(Piece(token, text, logprob))
+            end = "timeout" if time.monotonic() > h.deadline else None
+        text, reason = take(h.state, token, self.stop_ids, end)
+        h.generated += reason != "eos"
+        h._put(Piece(token, text, logprob, reason))
 
     def _retire(self) -> None:
         """Free the rows whose request ended, moving the last rows into the gaps (rows stay packed)."""

@@ -15,9 +15,10 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from stackcoder.index.service import DatasetIndex
-from stackcoder.serve.dataset import AttributionSpan, attribute, require_index
+from stackcoder.serve.engine import Handle
+from stackcoder.serve.overlap import AttributionSpan, attribute, require_index
 from stackcoder.serve.service import CompletionService, ServeError
-from stackcoder.serve.tgi import sse
+from stackcoder.serve.sse import sse
 
 
 class ExtraFile(BaseModel):
@@ -67,7 +68,8 @@ def _prompt(service: CompletionService, req: InfillRequest) -> list[int]:
 
 async def infill(
     service: CompletionService, req: InfillRequest, dataset_index: DatasetIndex | None = None
-) -> InfillResponse | StreamingResponse:
+) -> InfillResponse | AsyncIterator[str]:
+    """The whole answer, or with ``stream`` its events (the request is started first either way)."""
     if req.attribution:
         if req.stream:
             raise ServeError(422, "attribution is given with whole answers only: ask without streaming")
@@ -79,24 +81,19 @@ async def infill(
     ids = _prompt(service, req)
     handle = service.start(ids, params)
     if req.stream:
-        return sse(_stream(service, handle))
-    parts, count, reason = [], 0, "length"
-    async for piece in service.pieces(handle):
-        parts.append(piece.text)
-        count += piece.token_id >= 0 and piece.finish_reason != "eos"
-        reason = piece.finish_reason or reason
-    content = "".join(parts)
+        return _stream(service, handle)
+    c = await service.collect(handle)
     return InfillResponse(
-        content=content,
-        stop_type=STOP_TYPE[reason],
-        tokens_predicted=count,
+        content=c.text,
+        stop_type=STOP_TYPE[c.finish_reason],
+        tokens_predicted=len(c.token_ids),
         tokens_evaluated=len(ids),
         model=service.model_id,
-        attribution=await attribute(dataset_index, content) if req.attribution else None,
+        attribution=await attribute(dataset_index, c.text) if req.attribution else None,
     )
 
 
-async def _stream(service: CompletionService, handle) -> AsyncIterator[str]:  # noqa: ANN001
+async def _stream(service: CompletionService, handle: Handle) -> AsyncIterator[str]:
     async for piece in service.pieces(handle):
         event = {"content": piece.text, "stop": piece.finish_reason is not None}
         if piece.finish_reason is not None:
@@ -108,6 +105,7 @@ router = APIRouter(tags=["llama.cpp"])
 
 
 @router.post("/infill", response_model=InfillResponse, response_model_exclude_none=True)
-async def infill_route(req: InfillRequest, request: Request):  # noqa: ANN201 - JSON or a stream
+async def infill_route(req: InfillRequest, request: Request) -> InfillResponse | StreamingResponse:
     """Fill in the middle, with other files of the repository as context (`input_extra`)."""
-    return await infill(request.app.state.service, req, request.app.state.index)
+    out = await infill(request.app.state.service, req, request.app.state.index)
+    return out if isinstance(out, InfillResponse) else sse(out)

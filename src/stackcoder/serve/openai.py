@@ -15,9 +15,9 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from stackcoder.index.service import DatasetIndex
-from stackcoder.serve.dataset import AttributionSpan, attribute, require_index
+from stackcoder.serve.overlap import AttributionSpan, attribute, require_index
 from stackcoder.serve.service import CompletionService, ServeError
-from stackcoder.serve.tgi import sse
+from stackcoder.serve.sse import sse
 
 FINISH = {"eos": "stop", "stop": "stop", "length": "length", "timeout": "length"}
 MAX_CHOICES = 16  # prompts × n in one request
@@ -91,7 +91,8 @@ def raise_empty() -> None:
 
 async def completions(
     service: CompletionService, req: CompletionRequest, dataset_index: DatasetIndex | None = None
-) -> Completion | StreamingResponse:
+) -> Completion | AsyncIterator[str]:
+    """The whole answer, or with ``stream`` its events (every choice is queued before either)."""
     if req.attribution:
         if req.stream:
             raise ServeError(422, "attribution is given with whole answers only: ask without streaming")
@@ -116,18 +117,16 @@ async def completions(
     meta = {"id": f"cmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": service.model_id}
     texts = [req.prompt] if isinstance(req.prompt, str) else req.prompt
     if req.stream:
-        return sse(_stream(service, jobs, meta, texts if req.echo else None))
+        return _stream(service, jobs, meta, texts if req.echo else None)
     choices, completion_tokens = [], 0
     for index, p_index, _, handle in jobs:
-        parts, reason = [], "length"
-        async for piece in service.pieces(handle):
-            parts.append(piece.text)
-            completion_tokens += piece.token_id >= 0 and piece.finish_reason != "eos"
-            reason = piece.finish_reason or reason
-        completion = "".join(parts)
-        text = (texts[p_index] if req.echo else "") + completion
-        spans = await attribute(dataset_index, completion) if req.attribution else None
-        choices.append(Choice(text=text, index=index, finish_reason=FINISH[reason], attribution=spans))
+        c = await service.collect(handle)
+        completion_tokens += len(c.token_ids)
+        text = (texts[p_index] if req.echo else "") + c.text
+        spans = await attribute(dataset_index, c.text) if req.attribution else None
+        choices.append(
+            Choice(text=text, index=index, finish_reason=FINISH[c.finish_reason], attribution=spans)
+        )
     prompt_tokens = sum(len(ids) for _, _, ids, _ in jobs)
     usage = Usage(
         prompt_tokens=prompt_tokens,
@@ -168,9 +167,10 @@ router = APIRouter(prefix="/v1", tags=["OpenAI"])
 
 
 @router.post("/completions", response_model=Completion, response_model_exclude_none=True)
-async def completions_route(req: CompletionRequest, request: Request):  # noqa: ANN201 - JSON or a stream
+async def completions_route(req: CompletionRequest, request: Request) -> Completion | StreamingResponse:
     """Complete `prompt`; with `suffix`, fill in the middle between them."""
-    return await completions(request.app.state.service, req, request.app.state.index)
+    out = await completions(request.app.state.service, req, request.app.state.index)
+    return out if isinstance(out, Completion) else sse(out)
 
 
 @router.get("/models")

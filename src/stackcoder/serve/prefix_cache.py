@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from stackcoder.model.model import Starcoder2, dense_mask
+from stackcoder.model.attention import dense_mask
+from stackcoder.model.model import Starcoder2
 
 
 class PrefillCache:

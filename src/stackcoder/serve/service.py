@@ -12,11 +12,12 @@ from pathlib import Path
 import torch
 
 from stackcoder.errors import UserError
-from stackcoder.model.generate import Piece, SamplingParams
-from stackcoder.model.hf import DTYPES, load_model, load_tokenizer
+from stackcoder.model.generate import Collected, Piece, SamplingParams
+from stackcoder.model.hf import DTYPES, load_model, pick_device
 from stackcoder.serve.config import ServeConfig
-from stackcoder.serve.engine import Engine, QueueFull
+from stackcoder.serve.engine import Engine, Handle, QueueFull
 from stackcoder.tokenizer import prompts
+from stackcoder.tokenizer.files import encode, load_tokenizer
 
 
 class ServeError(Exception):
@@ -38,9 +39,7 @@ class Result:
 class CompletionService:
     def __init__(self, config: ServeConfig):
         self.config = config
-        device = (
-            config.device if config.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-        )
+        device = pick_device(config.device)
         dtype = (
             None if config.dtype == "auto" and device == "cpu" else DTYPES.get(config.dtype, torch.bfloat16)
         )
@@ -70,7 +69,7 @@ class CompletionService:
 
     # ---- prompts -------------------------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text, add_special_tokens=False).ids
+        return encode(self.tokenizer, text)
 
     def fim_prompt(self, prefix: str, suffix: str, path: str | None = None) -> list[int]:
         try:
@@ -130,11 +129,11 @@ class CompletionService:
                 stop=[s for s in (stop or []) if s],
                 seed=seed,
             )
-        except ValueError as e:
+        except UserError as e:
             raise ServeError(422, str(e)) from None
 
     # ---- running -------------------------------------------------------------------------------
-    def start(self, prompt_ids: list[int], params: SamplingParams):  # noqa: ANN201 - an engine Handle
+    def start(self, prompt_ids: list[int], params: SamplingParams) -> Handle:
         self.check(prompt_ids, params.max_new_tokens)
         try:
             return self.engine.submit(prompt_ids, params, self.config.timeout_s)
@@ -142,7 +141,7 @@ class CompletionService:
             raise ServeError(503, f"the server is busy ({e}); retry shortly", retry_after=1) from None
 
     @staticmethod
-    async def pieces(handle) -> AsyncIterator[Piece]:  # noqa: ANN001 - an engine Handle
+    async def pieces(handle: Handle) -> AsyncIterator[Piece]:
         """The pieces of a started request; it is cancelled if the consumer stops early (a streaming
         client that disconnects). Start with ``start`` first, so errors come before any byte is sent."""
         try:
@@ -151,13 +150,15 @@ class CompletionService:
         finally:
             handle.cancel()
 
+    async def collect(self, handle: Handle) -> Collected:
+        """All the pieces of a started request, added up."""
+        out = Collected()
+        async for piece in self.pieces(handle):
+            out.add(piece)
+        return out
+
     async def complete(self, prompt_ids: list[int], params: SamplingParams) -> Result:
         start = time.perf_counter()
-        text, ids, logprobs, reason = [], [], [], "length"
-        async for piece in self.pieces(self.start(prompt_ids, params)):
-            text.append(piece.text)
-            if piece.token_id >= 0 and piece.finish_reason != "eos":
-                ids.append(piece.token_id)
-                logprobs.append(piece.logprob)
-            reason = piece.finish_reason or reason
-        return Result("".join(text), ids, logprobs, reason, len(prompt_ids), time.perf_counter() - start)
+        c = await self.collect(self.start(prompt_ids, params))
+        seconds = time.perf_counter() - start
+        return Result(c.text, c.token_ids, c.logprobs, c.finish_reason, len(prompt_ids), seconds)

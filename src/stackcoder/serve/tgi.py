@@ -5,7 +5,6 @@ parameters TGI has and we do not use (``repetition_penalty``, ``watermark``, …
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
@@ -14,8 +13,10 @@ from pydantic import BaseModel, Field
 
 from stackcoder import __version__
 from stackcoder.index.service import DatasetIndex
-from stackcoder.serve.dataset import AttributionSpan, attribute, require_index
+from stackcoder.model.generate import Collected, SamplingParams
+from stackcoder.serve.overlap import AttributionSpan, attribute, require_index
 from stackcoder.serve.service import CompletionService, Result, ServeError
+from stackcoder.serve.sse import sse
 
 # TGI's finish reasons
 FINISH = {"eos": "eos_token", "stop": "stop_sequence", "length": "length", "timeout": "length"}
@@ -101,7 +102,7 @@ class Info(BaseModel):
     router: str = "stackcoder"
 
 
-def _sampling(service: CompletionService, p: GenerateParameters):  # noqa: ANN202 - SamplingParams
+def _sampling(service: CompletionService, p: GenerateParameters) -> SamplingParams:
     # TGI samples when asked to, or when any warper is set (temperature != 1, top_p < 1, top_k > 0)
     warpers = (p.temperature not in (None, 1.0)) or (p.top_p not in (None, 1.0)) or bool(p.top_k)
     sampling = p.do_sample or warpers
@@ -109,8 +110,8 @@ def _sampling(service: CompletionService, p: GenerateParameters):  # noqa: ANN20
     return service.params(p.max_new_tokens or 0, temperature, p.top_p, p.top_k, p.stop, p.seed, sampling)
 
 
-def _token(service: CompletionService, token_id: int, text: str, logprob: float) -> Token:
-    special = token_id in service.engine.stop_ids
+def _token(token_id: int, text: str, logprob: float, special: bool = False) -> Token:
+    """``special``: an end token (only a stream's last piece can be one; returned tokens never are)."""
     return Token(id=token_id, text=text, logprob=None if logprob != logprob else logprob, special=special)
 
 
@@ -125,7 +126,7 @@ async def generate(
     details = None
     if req.parameters.details:
         tokens = [
-            _token(service, i, service.tokenizer.decode([i]), lp)
+            _token(i, service.tokenizer.decode([i]), lp)
             for i, lp in zip(result.token_ids, result.logprobs, strict=True)
         ]
         details = Details(
@@ -138,41 +139,30 @@ async def generate(
     return GenerateResponse(generated_text=text, details=details, attribution=spans)
 
 
-def sse(events: AsyncIterator[str]) -> StreamingResponse:
-    """A server-sent-event stream; a failure after the first byte becomes a last ``error`` event
-    (TGI's shape), since the status line has gone out already."""
-
-    async def guarded() -> AsyncIterator[str]:
-        try:
-            async for event in events:
-                yield event
-        except RuntimeError as e:
-            yield f"data:{json.dumps({'error': str(e), 'error_type': 'generation'})}\n\n"
-
-    return StreamingResponse(guarded(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-
-
-def generate_stream(service: CompletionService, req: GenerateRequest) -> StreamingResponse:
+def generate_stream(service: CompletionService, req: GenerateRequest) -> AsyncIterator[str]:
+    """The request's events; it is started here, so its errors are still a 4xx/503, not an event."""
     if req.parameters.attribution:
         raise ServeError(422, "attribution is given with whole answers only: ask without streaming")
     params = _sampling(service, req.parameters)
-    handle = service.start(service.encode(req.inputs), params)  # errors here are still a 4xx/503
+    handle = service.start(service.encode(req.inputs), params)
 
     async def events() -> AsyncIterator[str]:
-        text, n = [], 0
+        so_far = Collected()
         async for piece in service.pieces(handle):
-            text.append(piece.text)
-            n += piece.finish_reason != "eos" and piece.token_id >= 0
-            out = StreamResponse(index=n, token=_token(service, piece.token_id, piece.text, piece.logprob))
+            so_far.add(piece)
+            n = len(so_far.token_ids)
+            out = StreamResponse(
+                index=n, token=_token(piece.token_id, piece.text, piece.logprob, piece.finish_reason == "eos")
+            )
             if piece.finish_reason is not None:
-                full = "".join(text)
+                full = so_far.text
                 out.generated_text = (req.inputs + full) if req.parameters.return_full_text else full
                 out.details = Details(
                     finish_reason=FINISH[piece.finish_reason], generated_tokens=n, seed=req.parameters.seed
                 )
             yield f"data:{out.model_dump_json()}\n\n"
 
-    return sse(events())
+    return events()
 
 
 router = APIRouter(tags=["TGI"])
@@ -191,14 +181,14 @@ async def generate_route(req: GenerateRequest, request: Request) -> GenerateResp
 @router.post("/generate_stream", response_class=StreamingResponse)
 async def generate_stream_route(req: GenerateRequest, request: Request) -> StreamingResponse:
     """Generate text, one server-sent event per token (TGI's event shape)."""
-    return generate_stream(_service(request), req)
+    return sse(generate_stream(_service(request), req))
 
 
 @router.post("/", response_model=list[GenerateResponse], response_model_exclude_none=True)
-async def compat_route(req: GenerateRequest, request: Request):  # noqa: ANN201 - a list or a stream
+async def compat_route(req: GenerateRequest, request: Request) -> list[GenerateResponse] | StreamingResponse:
     """TGI's compat route: a stream when `stream` is true, else a one-element list."""
     if req.stream:
-        return generate_stream(_service(request), req)
+        return sse(generate_stream(_service(request), req))
     return [await generate(_service(request), req, request.app.state.index)]
 
 

@@ -1,14 +1,17 @@
 """Prompts in the formats StarCoder2 was trained on (recipe.md §2), built from the tokenizer's own
 special tokens, so callers never spell them: file-level FIM (PSM or SPM) and repository-level FIM,
 where the repository's other files come first as in a training document with metadata and the edited
-file is a FIM chunk whose prefix starts with its path (what `train/fim.py` makes). The server and the
-FIM evaluation share them."""
+file is a FIM chunk whose prefix starts with its path (what `train/fim.py` makes). `generate`, the
+server and the FIM evaluation share them: token ids (`fim_ids`, `repo_fim_ids`: each part encoded on
+its own, so text never merges with a special token), or text (`fim_text`) for a backend that is
+given a string and turns the special tokens' strings back into their ids."""
 
 from __future__ import annotations
 
 from tokenizers import Tokenizer
 
 from stackcoder.errors import UserError
+from stackcoder.tokenizer.files import encode
 from stackcoder.tokenizer.special_tokens import FILE_SEP, FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX, REPO_NAME
 
 
@@ -18,10 +21,6 @@ def _ids(tok: Tokenizer, *names: str) -> list[int]:
     if missing:
         raise UserError(f"the tokenizer has no {', '.join(missing)} token: it cannot build this prompt")
     return ids
-
-
-def encode(tok: Tokenizer, text: str) -> list[int]:
-    return tok.encode(text, add_special_tokens=False).ids
 
 
 def fim_ids(
@@ -34,6 +33,14 @@ def fim_ids(
     if spm:
         return [pre, suf, *encode(tok, suffix), mid, *encode(tok, head + prefix)]
     return [pre, *encode(tok, head + prefix), suf, *encode(tok, suffix), mid]
+
+
+def fim_text(prefix: str, suffix: str, path: str | None = None, spm: bool = False) -> str:
+    """`fim_ids` as text, the special tokens spelled out (plain concatenation: code is full of braces)."""
+    head = f"{path}\n" if path is not None else ""
+    if spm:
+        return FIM_PREFIX + FIM_SUFFIX + suffix + FIM_MIDDLE + head + prefix
+    return FIM_PREFIX + head + prefix + FIM_SUFFIX + suffix + FIM_MIDDLE
 
 
 def repo_fim_ids(

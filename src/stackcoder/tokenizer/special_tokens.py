@@ -110,3 +110,7 @@ EOS_ID = SPECIAL_TOKEN_IDS[EOS]
 # the 256 byte symbols of byte-level BPE come right after the special tokens
 BYTE_ALPHABET_SIZE = 256
 MIN_VOCAB_SIZE = len(SPECIAL_TOKENS) + BYTE_ALPHABET_SIZE
+
+# the tokens that end generation (`generate`, `serve`, `eval`): the end of a document or of a file in a
+# repository-level document, or a FIM token, which never belongs inside a middle (ids: files.stop_token_ids)
+STOP_TOKENS: tuple[str, ...] = (EOS, FILE_SEP, FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX, FIM_PAD)

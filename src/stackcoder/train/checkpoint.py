@@ -29,6 +29,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 
+from stackcoder.atomic import replace_dir
 from stackcoder.model.config import Starcoder2Config
 from stackcoder.model.hf import save_state, weight_files
 from stackcoder.train.parallel import World
@@ -84,8 +85,7 @@ def save_checkpoint(
             "rng": torch.get_rng_state(),
         }
         torch.save(state, tmp / TRAINER_STATE)
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
+        replace_dir(tmp, final)
         for old in sorted((output / CHECKPOINTS).glob("step-*"))[:-keep] if keep > 0 else []:
             shutil.rmtree(old, ignore_errors=True)
     if world.size > 1:

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from stackcoder.errors import UserError
@@ -122,6 +120,15 @@ class TrainConfig:
         o = self.optimizer
         if o.lr <= 0 or o.min_lr < 0 or o.min_lr > o.lr or o.warmup_steps < 0:
             raise UserError("optimizer: need lr > 0, 0 <= min_lr <= lr and warmup_steps >= 0")
+        # the model's names, checked here so that a typo is one line before any work, not a traceback
+        # from the first forward (imported here: the model's modules load torch)
+        from stackcoder.model.attention import check_attn_impl
+        from stackcoder.model.config import SIZES
+
+        m = self.model
+        if not m.init_from and m.size not in SIZES:
+            raise UserError(f"model.size {m.size!r} is not a size: use one of {', '.join(SIZES)}")
+        check_attn_impl(m.attn_impl)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -156,20 +163,3 @@ def _coerce(value: Any, current: Any, where: str) -> Any:
     if current is not None and value is not None and type(current) is not type(value):
         raise UserError(f"{where}: expected {type(current).__name__}, got {value!r}")
     return value
-
-
-def load_config(path: str | Path | None, preset: str | None = None) -> TrainConfig:
-    """The preset (the file's ``preset =`` or ``preset``, default ``cpu_tiny``) with the file applied."""
-    from stackcoder.train.presets import get_preset
-
-    values: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        try:
-            values = tomllib.loads(p.read_text())
-        except FileNotFoundError:
-            raise UserError(f"{p}: no such config file") from None
-        except tomllib.TOMLDecodeError as e:
-            raise UserError(f"{p}: not valid TOML ({e})") from None
-    name = preset or values.get("preset") or "cpu_tiny"
-    return apply(get_preset(name), values, str(path or f"preset {name}"))

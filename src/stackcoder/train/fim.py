@@ -29,6 +29,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from stackcoder.errors import UserError
+from stackcoder.tokenizer.files import decode, encode_batch
 from stackcoder.tokenizer.special_tokens import (
     EOS,
     FILE_SEP,
@@ -38,9 +39,6 @@ from stackcoder.tokenizer.special_tokens import (
     REPO_NAME,
     SPECIAL_TOKENS,
 )
-
-# how FIM applies to a source's documents: per file of a repository document, to a whole document, or not
-FIM_MODES = ("repository", "document", "none")
 
 
 @dataclass(frozen=True)
@@ -130,19 +128,14 @@ class Fim:
 
     def permute(self, chunk: np.ndarray, rng: np.random.Generator, has_metadata: bool) -> np.ndarray:
         """One file chunk as a PSM or SPM example (the draws are made even when the text is empty)."""
-        text = self.tok.decode(chunk.tolist(), skip_special_tokens=False)
+        text = decode(self.tok, chunk.tolist())
         head = ""
         if has_metadata:
             cut = text.find("\n") + 1 if "\n" in text else len(text)
             head, text = text[:cut], text[cut:]
         spm = rng.random() < self.spm_rate
         lo, hi = np.sort(rng.integers(0, len(text) + 1, size=2))
-        prefix, middle, suffix = (
-            e.ids
-            for e in self.tok.encode_batch_fast(
-                [head + text[:lo], text[lo:hi], text[hi:]], add_special_tokens=False
-            )
-        )
+        prefix, middle, suffix = encode_batch(self.tok, [head + text[:lo], text[lo:hi], text[hi:]])
         i = self.ids
         if spm:
             parts = [[i.prefix, i.suffix], suffix, [i.middle], prefix, middle]
@@ -163,7 +156,7 @@ def undo_fim(doc: list[int] | np.ndarray, tokenizer: Tokenizer) -> str:
         end = bounds[k + 1] if k + 1 < len(bounds) else len(doc)
         pieces.append(doc[b : b + 1])
         pieces.append(_undo_chunk(doc[b + 1 : end], ids))
-    return "".join(tokenizer.decode(p.tolist(), skip_special_tokens=False) for p in pieces)
+    return "".join(decode(tokenizer, p.tolist()) for p in pieces)
 
 
 def _undo_chunk(chunk: np.ndarray, ids: FimIds) -> np.ndarray:

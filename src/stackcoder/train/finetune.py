@@ -204,20 +204,22 @@ def prepare_tokens(
     ``DATASET/tokens``) when they were, else its documents tokenized into ``RUN/tokens`` (once: a rerun
     reuses them). Errors name the fix; a split without held-out repositories is one."""
     from stackcoder.data.executor import RunOptions
-    from stackcoder.data.tokenize import TokenizeConfig, tokenize
+    from stackcoder.data.layout import DOCUMENTS, TOKENS, TOKENS_JSON, DatasetLayout
+    from stackcoder.data.options import TokenizeConfig
+    from stackcoder.data.tokenize import tokenize
 
     d = Path(dataset)
     if not d.is_dir():
         raise UserError(f"{dataset}: no such directory; give a `stackcoder build` output or its token shards")
     other = None
-    for tokens in (d, d / "tokens"):
-        if (tokens / "tokens.json").is_file():
-            made_with = Path(json.loads((tokens / "tokens.json").read_text())["tokenizer"])
+    for tokens in (d, DatasetLayout(d).tokens):
+        if (tokens / TOKENS_JSON).is_file():
+            made_with = Path(json.loads((tokens / TOKENS_JSON).read_text())["tokenizer"])
             if same_tokenizer(made_with, tokenizer):
                 return check_held_out(tokens)
             other = made_with
             break
-    docs = d / "documents" if (d / "documents").is_dir() else d
+    docs = DatasetLayout.resolve(d, DOCUMENTS)
     if not any(docs.glob("*.parquet")):
         if other is not None:
             raise UserError(
@@ -228,9 +230,9 @@ def prepare_tokens(
             f"{dataset}: neither token shards (tokens.json) nor documents (*.parquet); give a "
             "`stackcoder build` output or its `stackcoder tokenize` shards"
         )
-    out = run / "tokens"
-    if (out / "tokens.json").is_file() and not overwrite:
-        info = json.loads((out / "tokens.json").read_text())
+    out = run / TOKENS
+    if (out / TOKENS_JSON).is_file() and not overwrite:
+        info = json.loads((out / TOKENS_JSON).read_text())
         made = (info.get("dataset"), info.get("tokenizer"), info.get("valid_fraction"))
         if made == (str(d.resolve()), str(tokenizer.resolve()), valid_fraction):
             return check_held_out(out)

@@ -11,6 +11,7 @@ import torch.distributed as dist
 from torch import nn
 
 from stackcoder.errors import UserError
+from stackcoder.model.hf import pick_device
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,7 @@ class World:
 
 def init_world(device: str = "auto") -> World:
     """Join ``torchrun``'s process group (NCCL on CUDA, gloo on the CPU), or run alone."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = pick_device(device)
     size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     if device.startswith("cuda"):

@@ -1,4 +1,5 @@
 """Named training runs: each a function returning the full config; a variant changes its base.
+``load_config`` is what `stackcoder train` starts from: a preset with a config file applied.
 
 The StarCoder2 presets follow recipe.md §3: the 3B trained at 4k context first, then at 16k with
 another RoPE θ, starting from the first stage's weights. Batch sizes and learning rates are not in
@@ -7,10 +8,13 @@ recipe.md; the values here are common choices for models of these sizes, marked 
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from stackcoder.errors import UserError
-from stackcoder.train.config import TrainConfig
+from stackcoder.train.config import TrainConfig, apply
 
 
 def debug() -> TrainConfig:
@@ -114,3 +118,18 @@ def get_preset(name: str) -> TrainConfig:
     if name not in PRESETS:
         raise UserError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
     return PRESETS[name]()
+
+
+def load_config(path: str | Path | None, preset: str | None = None) -> TrainConfig:
+    """The preset (the file's ``preset =`` or ``preset``, default ``cpu_tiny``) with the file applied."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            values = tomllib.loads(p.read_text())
+        except FileNotFoundError:
+            raise UserError(f"{p}: no such config file") from None
+        except tomllib.TOMLDecodeError as e:
+            raise UserError(f"{p}: not valid TOML ({e})") from None
+    name = preset or values.get("preset") or "cpu_tiny"
+    return apply(get_preset(name), values, str(path or f"preset {name}"))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -23,11 +22,14 @@ import torch
 from tqdm import tqdm
 
 from stackcoder import __version__
+from stackcoder.data.layout import TOKENS, TOKENS_JSON, DatasetLayout
 from stackcoder.data.mix import mix_sources
 from stackcoder.errors import UserError
+from stackcoder.model.attention import pick_attn_impl
 from stackcoder.model.config import Starcoder2Config, get_size
 from stackcoder.model.hf import load_config, save_state
-from stackcoder.model.model import Starcoder2, pick_attn_impl
+from stackcoder.model.model import Starcoder2
+from stackcoder.output import OutputRule, json_record, prepare_output
 from stackcoder.train.checkpoint import latest_checkpoint, load_checkpoint, load_weights, save_checkpoint
 from stackcoder.train.config import TrainConfig
 from stackcoder.train.dataset import Batch, MixSource, PackedLoader, TokenShards
@@ -50,11 +52,11 @@ def resolve_tokens(path: str) -> tuple[Path, dict[str, Any]]:
     if not path:
         raise UserError("no training data: set data.path (or --data) to a `stackcoder tokenize` output")
     p = Path(path)
-    if not (p / "tokens.json").is_file() and (p / "tokens" / "tokens.json").is_file():
-        p = p / "tokens"
-    if not (p / "tokens.json").is_file():
+    if not (p / TOKENS_JSON).is_file():
+        p = DatasetLayout.resolve(p, TOKENS)
+    if not (p / TOKENS_JSON).is_file():
         raise UserError(f"{path}: no tokens.json; run `stackcoder tokenize DATASET --tokenizer TOK` first")
-    return p, json.loads((p / "tokens.json").read_text())
+    return p, json.loads((p / TOKENS_JSON).read_text())
 
 
 def build_model_config(cfg: TrainConfig, vocab_size: int) -> Starcoder2Config:
@@ -102,7 +104,7 @@ class Trainer:
         self.world = world = init_world(cfg.training.device)
         self.show = progress and world.main
         tokens, info = resolve_tokens(cfg.data.path)
-        from stackcoder.tokenizer.train_bpe import load_tokenizer
+        from stackcoder.tokenizer.files import load_tokenizer
 
         self.tokenizer_path = Path(cfg.data.tokenizer or info["tokenizer"])
         tokenizer = load_tokenizer(self.tokenizer_path)
@@ -155,26 +157,23 @@ class Trainer:
             "model_config": self.model_config.to_hf_dict(),
         }
         resolved["world_size"] = self.world.size
-        path = self.output / "config.json"
+        # the one output rule (stackcoder/output.py): the same settings resume, other ones are refused
+        # or, with --overwrite, replaced; other files may share the folder (the run's slurm/)
+        rule = OutputRule(
+            "run",
+            "config.json",
+            json_record(),
+            keep=self.keep_on_overwrite,
+            ignore=("stackcoder",),
+            shared=True,
+            queued_logs=None,
+        )
         problem = None
         if self.world.main:
-            if path.is_file() and overwrite:
-                for child in self.output.iterdir():
-                    if child.name not in self.keep_on_overwrite:
-                        shutil.rmtree(child) if child.is_dir() else child.unlink()
-            if path.is_file():
-                before = json.loads(path.read_text())
-                before.pop("stackcoder", None)
-                now = {k: v for k, v in resolved.items() if k != "stackcoder"}
-                if before != now:
-                    changed = sorted(k for k in now.keys() | before.keys() if now.get(k) != before.get(k))
-                    problem = (
-                        f"{self.output} holds a run with other settings ({', '.join(changed)}); "
-                        "pass --overwrite to start over, or choose another --output"
-                    )
-            if problem is None:
-                self.output.mkdir(parents=True, exist_ok=True)
-                path.write_text(json.dumps(resolved, indent=2) + "\n")
+            try:
+                prepare_output(self.output, resolved, overwrite, rule)
+            except UserError as e:
+                problem = str(e)
         # every rank raises, not only the one that found it: the others would wait for it forever
         problem = next((p for p in all_gather(problem, self.world) if p), None)
         if problem:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from data.dedup.helpers import final_pass, recipe, removed, row, run_passes, write_shards
+from stackcoder.atomic import temporary_name
 from stackcoder.data import fields as F
 from stackcoder.data.dedup import Pass, dedup_passes, dedup_stats
-from stackcoder.data.dedup.atomic import temporary_name
 
 pytest.importorskip("rensa", reason="rensa is not installed")
 

@@ -22,7 +22,15 @@ from stackcoder.cli import main
 from stackcoder.data import fields as F
 from stackcoder.data.demo import download as D
 from stackcoder.data.demo.debian import LAYOUT_VERSION, extract_source
-from stackcoder.data.demo.manifest import ECOSYSTEMS, MANIFEST, Package, load_manifest, select
+from stackcoder.data.demo.manifest import (
+    ECOSYSTEMS,
+    MANIFEST,
+    METADATA_FILE,
+    Package,
+    default_cache,
+    load_manifest,
+    select,
+)
 from stackcoder.errors import UserError
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "demo"
@@ -172,7 +180,7 @@ def test_one_failure_does_not_stop_the_others(tmp_path, monkeypatch, manifest):
     with pytest.raises(UserError, match="1 of 2 packages failed: ms-broken"):
         D.download_corpus(tmp_path, progress=False, packages=[ms, broken])
     assert (tmp_path / "repos" / ms.source).is_file()
-    rows = [json.loads(line) for line in (tmp_path / D.METADATA_FILE).read_text().splitlines()]
+    rows = [json.loads(line) for line in (tmp_path / METADATA_FILE).read_text().splitlines()]
     assert [r["repo_name"] for r in rows] == ["vercel/ms"]
 
 
@@ -187,7 +195,7 @@ def test_cached_artifacts_are_not_downloaded_again(tmp_path, monkeypatch, manife
     entry = tmp_path / "repos" / "vercel__ms-2.1.3.tgz"
     assert entry.read_bytes() == MS_TGZ.read_bytes()
     assert D.sha256_file(tmp_path / "downloads" / "npm" / "ms-2.1.3.tgz") == ms.sha256
-    rows = [json.loads(line) for line in (tmp_path / D.METADATA_FILE).read_text().splitlines()]
+    rows = [json.loads(line) for line in (tmp_path / METADATA_FILE).read_text().splitlines()]
     assert rows == [{"repo_name": "vercel/ms", "source": "vercel__ms-2.1.3.tgz"}]
 
 
@@ -381,7 +389,7 @@ def test_cli_download_prints_the_build_command(tmp_path, capsys, monkeypatch):
     fake_client(monkeypatch, "npm", MS_TGZ)
     assert main(["demo", "download", "--cache", str(tmp_path), "--only", "ms", "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert f"--repos-dir {tmp_path / 'repos'} --repo-metadata {tmp_path / D.METADATA_FILE}" in out
+    assert f"--repos-dir {tmp_path / 'repos'} --repo-metadata {tmp_path / METADATA_FILE}" in out
     assert (tmp_path / "repos" / "vercel__ms-2.1.3.tgz").is_file()
 
 
@@ -393,9 +401,9 @@ def test_cli_download_error_is_one_line(tmp_path, capsys):
 
 def test_default_cache_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("STACKCODER_CACHE", str(tmp_path / "c"))
-    assert D.default_cache() == tmp_path / "c"
+    assert default_cache() == tmp_path / "c"
     monkeypatch.delenv("STACKCODER_CACHE")
-    assert D.default_cache() == Path.home() / ".cache" / "stackcoder" / "demo"
+    assert default_cache() == Path.home() / ".cache" / "stackcoder" / "demo"
 
 
 # --- slow: the real registries, the real corpus
@@ -437,7 +445,7 @@ def test_expectations_match_scancode_and_enry_on_the_cached_corpus(manifest, dem
         )
     pytest.importorskip("licensedcode", reason="needs scancode-toolkit")
     enry = pytest.importorskip("enry", reason="needs enry-python")
-    from conftest import make_file
+    from helpers import make_file
     from stackcoder.data.license import LicenseDetector
     from stackcoder.data.license_files import is_license_file
     from stackcoder.data.readers.raw import file_order

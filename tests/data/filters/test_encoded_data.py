@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_file
+from helpers import make_file
 from stackcoder.data import fields as F
 from stackcoder.data.filters import EncodedDataFilter
 from stackcoder.data.filters.encoded_data import (

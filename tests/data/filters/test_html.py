@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_file
+from helpers import make_file
 from stackcoder.data import fields as F
 from stackcoder.data.filters import HtmlFilter
 from stackcoder.data.filters.html import visible_chars

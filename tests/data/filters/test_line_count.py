@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from conftest import make_file
+from helpers import make_file
 from stackcoder.data import fields as F
 from stackcoder.data.filters import LineCountFilter
 from stackcoder.data.filters.lines import count_lines, line_lengths

@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 
-from conftest import make_file
+from helpers import make_file
 from stackcoder.data import filters
 from stackcoder.data.recipe import load_recipe
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import make_file
+from helpers import make_file
 from stackcoder.data import fields as F
 from stackcoder.data.jupyter.extractor import SCRIPTS, STRUCTURED, NotebookExtractor
 from stackcoder.data.parts import PartLayout

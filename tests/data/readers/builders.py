@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from stackcoder.data.readers import RepositoryReader, discover_sources
+from stackcoder.data.readers import discover_sources
+from stackcoder.data.readers.reader import RepositoryReader
 
 COMMIT_DATE = "2024-01-02T03:04:05+00:00"
 CAPS = {"max_archive_bytes": 50_000_000, "max_archive_members": 10_000}

@@ -12,7 +12,8 @@ from datatrove.data import Document
 
 from data.readers.builders import CAPS, make_tar, make_zip, read, reason, tar_member, write_files
 from stackcoder.data import fields as F
-from stackcoder.data.readers import RepositoryReader, discover_sources
+from stackcoder.data.readers import discover_sources
+from stackcoder.data.readers.reader import RepositoryReader
 from stackcoder.data.step import is_removed
 from stackcoder.errors import UserError
 

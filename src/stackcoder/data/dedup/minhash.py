@@ -42,8 +42,8 @@ import xxhash
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
+from stackcoder.atomic import replacing, write_bytes
 from stackcoder.data import fields as F
-from stackcoder.data.dedup.atomic import replacing, write_bytes
 from stackcoder.data.dedup.ranking import RANK_INPUTS, rank_key
 from stackcoder.data.dedup.removals import read_removals, survivor_name, write_removals
 from stackcoder.data.readers.shards import iter_shard, shard_path

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from stackcoder.data.dedup.atomic import replacing
+from stackcoder.atomic import replacing
 
 FILE_ID = "file_id"
 DETAIL = "detail"

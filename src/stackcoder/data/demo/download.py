@@ -35,19 +35,13 @@ from pathlib import Path
 from datatrove.utils.logging import logger
 from tqdm import tqdm
 
+from stackcoder.atomic import write_text
 from stackcoder.data.demo.debian import LAYOUT_VERSION, extract_source
-from stackcoder.data.demo.manifest import Package, load_manifest, select
+from stackcoder.data.demo.manifest import METADATA_FILE, Package, default_cache, load_manifest, select
 from stackcoder.errors import UserError
 
 DEFAULT_INDEX = "https://pypi.org/simple"
-METADATA_FILE = "repo_metadata.jsonl"
 _TIMEOUT = 120  # seconds per HTTP request; pip's default is 15, large sdists on slow links need more
-
-
-def default_cache() -> Path:
-    """``$STACKCODER_CACHE``, else ``~/.cache/stackcoder/demo``."""
-    env = os.environ.get("STACKCODER_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "stackcoder" / "demo"
 
 
 def sha256_file(path: Path) -> str:
@@ -227,9 +221,7 @@ def write_metadata(cache: Path, packages: list[Package]) -> Path:
         for p in packages
         if (cache / "repos" / p.source).exists()
     ]
-    tmp = path.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
     return path
 
 

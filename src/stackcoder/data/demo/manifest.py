@@ -9,6 +9,7 @@ checked by hand and by ScanCode on the package's license-like files.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass
@@ -16,6 +17,15 @@ from pathlib import Path
 
 from stackcoder.data import fields as F
 from stackcoder.errors import UserError
+
+METADATA_FILE = "repo_metadata.jsonl"  # the cache's --repo-metadata file (demo/download.py writes it)
+
+
+def default_cache() -> Path:
+    """``$STACKCODER_CACHE``, else ``~/.cache/stackcoder/demo``."""
+    env = os.environ.get("STACKCODER_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "stackcoder" / "demo"
+
 
 MANIFEST = Path(__file__).with_name("manifest.toml")
 ECOSYSTEMS = ("pypi", "npm", "debian")

@@ -32,6 +32,7 @@ from stackcoder.data.gharchive.pr_sampling import RepositorySampler
 from stackcoder.data.gharchive.pr_thread import PullRequestBuilder
 from stackcoder.data.gharchive.reader import EventReader
 from stackcoder.data.gharchive.records import ThreadRecords
+from stackcoder.data.layout import DatasetLayout
 from stackcoder.data.parts import Part, PartLayout, PartSteps, plan_part
 from stackcoder.data.report import step_counters
 
@@ -124,7 +125,7 @@ def plan_gharchive(
 
     ``tasks``: tasks of the events pass (default: one per dump, at most 32). The number of buckets
     (the parts' intake tasks) follows the dumps' size, so the output never depends on ``tasks``."""
-    work = root / "work"
+    work = DatasetLayout(root).work
     size = sum(os.path.getsize(f) for f in event_files)
     buckets = max(1, -(-size // EVENT_BYTES_PER_BUCKET))
     dedup_buckets = dedup_buckets or max(1, -(-size // DEDUP_BYTES_PER_BUCKET))
@@ -151,8 +152,8 @@ def plan_gharchive(
 def events_stats(root: Path, events: Pass) -> dict[str, Any]:
     """What the events pass counted: dumps, lines, input bytes, events per type, skipped lines per
     reason, opted-out events (counts only) and events written per kind."""
-    logs = root / "logs" / events.name
-    read, opted, written = (step_counters(logs, i) for i in range(3))
+    logs = DatasetLayout(root).logs(events.name)
+    read, opted, written = (step_counters(logs, step) for step in events.steps[:3])
     out: dict[str, Any] = {
         "files": int(read.get("files", 0)),
         "lines": int(read.get("lines", 0)),

@@ -28,11 +28,12 @@ from datatrove.pipeline.base import PipelineStep
 from stackcoder.data.decontaminate import Decontaminator
 from stackcoder.data.dedup import dedup_filters, dedup_passes, dedup_stats
 from stackcoder.data.executor import Pass
+from stackcoder.data.layout import LOGS, REMOVED, WORK
 from stackcoder.data.malware import MalwareScanner
 from stackcoder.data.parts.writer import PartWriter
 from stackcoder.data.pii import PiiRedactor
 from stackcoder.data.readers.shards import ShardReader
-from stackcoder.data.report import step_counters, step_times, summarize
+from stackcoder.data.report import pii_counts, step_counters, step_stages, step_times, summarize
 from stackcoder.data.writer import OPT_OUT_STAGE
 
 
@@ -55,7 +56,8 @@ class PartSteps:
 @dataclass(frozen=True)
 class PartLayout:
     """Where a part writes: ``DIR/<name>/`` (kept), ``DIR/removed/<name>/``, ``DIR/work/<name>/``,
-    ``DIR/logs/<name>.<pass>/``. ``name`` may hold a ``/`` (``text/docs``)."""
+    ``DIR/logs/<name>.<pass>/`` (the build's folders, ``data/layout.py``). ``name`` may hold a ``/``
+    (``text/docs``)."""
 
     root: Path
     name: str
@@ -66,11 +68,11 @@ class PartLayout:
 
     @property
     def removed(self) -> Path:
-        return self.root / "removed" / self.name
+        return self.root / REMOVED / self.name
 
     @property
     def work(self) -> Path:
-        return self.root / "work" / self.name
+        return self.root / WORK / self.name
 
     @property
     def filtered(self) -> Path:
@@ -81,7 +83,7 @@ class PartLayout:
         return f"{self.name.replace('/', '-')}.{name}"
 
     def logs(self, pass_name: str) -> Path:
-        return self.root / "logs" / self.pass_name(pass_name)
+        return self.root / LOGS / self.pass_name(pass_name)
 
     def intake_writer(self) -> PartWriter:
         """The intake's last step (or what a step that makes records writes with, ``PartSink``)."""
@@ -95,12 +97,12 @@ class Part:
     layout: PartLayout
     passes: list[Pass]
     stages: list[str]  # the funnel's stages in order: intake stages, then the final pass's
-    # (logging dir of a pass, the stage of each of its steps in order): where stage times are read
-    timed: list[tuple[Path, list[str]]] = field(default_factory=list)
+    # (logging dir of a pass, its steps' stages by step name, report.step_stages): where stage times are read
+    timed: list[tuple[Path, dict[str, str]]] = field(default_factory=list)
     final: Pass | None = None
-    # (logging dir, step index) of the intake's opt-out step: its records are written nowhere, so
-    # the funnel takes their count from the step's own counters, as the files' does
-    opt_out: tuple[Path, int] | None = None
+    # (logging dir, step) of the intake's opt-out step: its records are written nowhere, so the
+    # funnel takes their count from the step's own counters, as the files' does
+    opt_out: tuple[Path, PipelineStep] | None = None
 
 
 def stage_names(steps: list[PipelineStep]) -> list[str]:
@@ -148,7 +150,7 @@ def plan_part(
     benchmark_files: dict[str, str] | None = None,
     intake: list[PipelineStep] | None = None,
     intake_stages: list[str] | None = None,
-    intake_timed: tuple[Path, list[str]] | None = None,
+    intake_timed: tuple[Path, dict[str, str]] | None = None,
 ) -> Part:
     """The passes of one part. ``intake``: the source's reader and filters (``PartWriter`` is added);
     None when another pass writes ``layout.filtered`` (then ``intake_stages`` names the stages it
@@ -162,8 +164,8 @@ def plan_part(
         chain = [*intake, layout.intake_writer()]
         passes.append(Pass(layout.pass_name("intake"), chain, tasks))
         stages = [s for s in stage_names(chain) if s]
-        timed.append((layout.logs("intake"), stage_names(chain)))
-        at = [i for i, step in enumerate(chain) if getattr(step, "stage", "") == OPT_OUT_STAGE]
+        timed.append((layout.logs("intake"), step_stages(chain)))
+        at = [step for step in chain if getattr(step, "stage", "") == OPT_OUT_STAGE]
         opt_out = (layout.logs("intake"), at[0]) if at else None
     for p in dedup_passes(layout.work, tasks, buckets, _recipe_for(recipe, steps)):
         passes.append(replace(p, name=layout.pass_name(p.name)))
@@ -171,7 +173,7 @@ def plan_part(
     final = Pass(layout.pass_name("final"), chain, tasks)
     passes.append(final)
     stages += [s for s in stage_names(chain) if s]
-    timed.append((layout.logs("final"), stage_names(chain)))
+    timed.append((layout.logs("final"), step_stages(chain)))
     return Part(layout, passes, stages, timed, final, opt_out)
 
 
@@ -198,10 +200,6 @@ def part_stats(part: Part) -> dict[str, Any]:
         removed_dir=part.layout.removed,
     )
     if part.final is not None:
-        index = next(i for i, s in enumerate(part.final.steps) if isinstance(s, PiiRedactor))
-        pii = step_counters(part.layout.logs("final"), index)
-        stats["pii"] = {
-            k.removeprefix("pii_"): int(v) for k, v in sorted(pii.items()) if k.startswith("pii_")
-        }
+        stats["pii"] = pii_counts(part.layout.logs("final"), part.final.steps)
     stats["dedup"] = dedup_stats(part.layout.work)
     return stats

@@ -1,4 +1,5 @@
-"""``--repo-metadata FILE``: repository-level fields joined onto the SOURCES.
+"""``--repo-metadata FILE``: the repository-level fields that ``sources.py:join_repo_metadata`` joins
+onto the SOURCES.
 
 The Stack v2 took stars, forks and the host's license from GitHub metadata (GH Archive); the
 license step uses the host license and exact/near dedup rank survivors by stars and forks
@@ -19,16 +20,13 @@ import csv
 import logging
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from stackcoder.data import fields as F
 from stackcoder.data.readers.table import json_record
 from stackcoder.errors import UserError
-
-if TYPE_CHECKING:
-    from stackcoder.data.readers.sources import Source
 
 log = logging.getLogger(__name__)
 
@@ -115,47 +113,3 @@ def load_repo_metadata(path: str) -> list[MetadataRow]:
     if ignored:
         log.warning("%s: ignoring unknown columns: %s", path, ", ".join(sorted(ignored)))
     return rows
-
-
-def _hits(row_source: str, sources: list[Source]) -> list[int]:
-    """Sources a ``source`` value names: as typed or the same file, else by entry name."""
-    real = os.path.realpath(row_source)
-    exact = [
-        i
-        for i, s in enumerate(sources)
-        if row_source in (s.label, s.path) or real == os.path.realpath(s.path)
-    ]
-    if exact:
-        return exact
-    name = os.path.basename(row_source.rstrip("/"))
-    return [i for i, s in enumerate(sources) if os.path.basename(s.path.rstrip("/")) == name]
-
-
-def join_repo_metadata(sources: list[Source], rows: list[MetadataRow], path: str) -> list[Source]:
-    """Sources with their rows applied: by ``source`` first, else by repo_name (later rows win)."""
-    sources = list(sources)
-    picked: set[int] = set()
-    unmatched = 0
-    for row in (r for r in rows if r.source):
-        hits = _hits(row.source, sources)
-        if len(hits) > 1:
-            labels = ", ".join(sources[i].label for i in hits)
-            raise UserError(f"{path}:{row.line}: source {row.source!r} matches several SOURCES ({labels})")
-        if not hits:
-            unmatched += 1
-            continue
-        s = sources[hits[0]]
-        sources[hits[0]] = replace(s, repo_name=row.repo_name, metadata={**s.metadata, **row.fields})
-        picked.add(hits[0])
-    by_name: dict[str, dict[str, Any]] = {}
-    for row in (r for r in rows if not r.source):
-        by_name.setdefault(row.repo_name, {}).update(row.fields)
-    used = set()
-    for i, s in enumerate(sources):
-        if i not in picked and s.kind != "table" and s.repo_name in by_name:
-            sources[i] = replace(s, metadata={**s.metadata, **by_name[s.repo_name]})
-            used.add(s.repo_name)
-    unmatched += len(set(by_name) - used)
-    if unmatched:
-        log.warning("%s: %d rows match no SOURCE", path, unmatched)
-    return sources

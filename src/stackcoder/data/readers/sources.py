@@ -9,8 +9,9 @@ rather than a failed task; a bad file inside a good SOURCE is the reader's to sk
 
 from __future__ import annotations
 
+import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from stackcoder.data.readers.archive import (
@@ -22,9 +23,11 @@ from stackcoder.data.readers.archive import (
 )
 from stackcoder.data.readers.directory import directory_size
 from stackcoder.data.readers.git import check_git_repo, git_repo_name, git_repo_size, looks_like_git
-from stackcoder.data.readers.repo_metadata import join_repo_metadata, load_repo_metadata
+from stackcoder.data.readers.repo_metadata import MetadataRow, load_repo_metadata
 from stackcoder.data.readers.table import TABLE_SUFFIXES, check_table, table_format
 from stackcoder.errors import UserError
+
+log = logging.getLogger(__name__)
 
 KINDS = ("dir", "git", "archive", "table")
 SOURCE_TYPES = ("auto", *KINDS)
@@ -137,4 +140,48 @@ def discover_sources(
         seen[real] = s.label
     if repo_metadata:
         sources = join_repo_metadata(sources, load_repo_metadata(repo_metadata), repo_metadata)
+    return sources
+
+
+def _hits(row_source: str, sources: list[Source]) -> list[int]:
+    """Sources a ``source`` value names: as typed or the same file, else by entry name."""
+    real = os.path.realpath(row_source)
+    exact = [
+        i
+        for i, s in enumerate(sources)
+        if row_source in (s.label, s.path) or real == os.path.realpath(s.path)
+    ]
+    if exact:
+        return exact
+    name = os.path.basename(row_source.rstrip("/"))
+    return [i for i, s in enumerate(sources) if os.path.basename(s.path.rstrip("/")) == name]
+
+
+def join_repo_metadata(sources: list[Source], rows: list[MetadataRow], path: str) -> list[Source]:
+    """Sources with their rows applied: by ``source`` first, else by repo_name (later rows win)."""
+    sources = list(sources)
+    picked: set[int] = set()
+    unmatched = 0
+    for row in (r for r in rows if r.source):
+        hits = _hits(row.source, sources)
+        if len(hits) > 1:
+            labels = ", ".join(sources[i].label for i in hits)
+            raise UserError(f"{path}:{row.line}: source {row.source!r} matches several SOURCES ({labels})")
+        if not hits:
+            unmatched += 1
+            continue
+        s = sources[hits[0]]
+        sources[hits[0]] = replace(s, repo_name=row.repo_name, metadata={**s.metadata, **row.fields})
+        picked.add(hits[0])
+    by_name: dict[str, dict[str, Any]] = {}
+    for row in (r for r in rows if not r.source):
+        by_name.setdefault(row.repo_name, {}).update(row.fields)
+    used = set()
+    for i, s in enumerate(sources):
+        if i not in picked and s.kind != "table" and s.repo_name in by_name:
+            sources[i] = replace(s, metadata={**s.metadata, **by_name[s.repo_name]})
+            used.add(s.repo_name)
+    unmatched += len(set(by_name) - used)
+    if unmatched:
+        log.warning("%s: %d rows match no SOURCE", path, unmatched)
     return sources

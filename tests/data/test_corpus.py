@@ -5,8 +5,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from stackcoder.data.corpus import Corpus, resolve_inputs
 from stackcoder.errors import UserError
-from stackcoder.tokenizer.corpus import Corpus, resolve_inputs
 
 
 def write_parquet(path, column, texts):

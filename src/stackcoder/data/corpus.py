@@ -1,4 +1,6 @@
-"""Stream training text for the tokenizer out of a built dataset or parquet/jsonl files.
+"""Stream training text for the tokenizer (``stackcoder tokenizer train``) out of a built dataset or
+parquet/jsonl files. It reads the layout ``build`` writes (``data/layout.py``), so it lives beside
+the writer; the tokenizer package takes the texts and knows nothing of datasets.
 
 A dataset built by ``stackcoder build`` has ``DIR/files/*.parquet`` (column ``content``, one source
 file per row) and, after the document stage, ``DIR/documents/*.parquet`` (column ``text``, one
@@ -20,6 +22,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from stackcoder.data import fields as F
+from stackcoder.data.layout import DatasetLayout
 from stackcoder.data.readers.table import json_record
 from stackcoder.errors import UserError
 
@@ -53,13 +56,14 @@ def resolve_inputs(paths: Sequence[str | Path], column: str | None = None) -> li
                 raise UserError(f"{path}: not a .parquet, .jsonl or .jsonl.gz file")
             inputs.append((path, column))
             continue
-        for sub, default in (("documents", DOCUMENT_TEXT), ("files", F.CONTENT)):
-            shards = sorted((path / sub).glob("*.parquet"))
+        layout = DatasetLayout(path)
+        for folder, default in ((layout.documents, DOCUMENT_TEXT), (layout.files, F.CONTENT)):
+            shards = sorted(folder.glob("*.parquet"))
             if shards:
                 inputs += [(shard, column or default) for shard in shards]
                 break
         else:
-            if (path / "files").is_dir() or (path / "documents").is_dir():
+            if layout.is_built():
                 # a built dataset with nothing kept: never fall back to removed/*.parquet
                 raise UserError(f"{path}: empty dataset (no parquet files in documents/ or files/)")
             files = _data_files(path)

@@ -9,12 +9,13 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import random_text
+from helpers import random_text
+from stackcoder.errors import UserError
 from stackcoder.index.portrait import normalize
 from stackcoder.index.service import DatasetIndex
 from stackcoder.serve.app import create_app
 from stackcoder.serve.config import ServeConfig
-from stackcoder.serve.dataset import attribute
+from stackcoder.serve.overlap import attribute
 
 
 @pytest.fixture(scope="module")
@@ -127,10 +128,8 @@ def test_the_server_threshold_gives_the_raw_view(serve_checkpoint, index_dir):
     with TestClient(create_app(config)) as c:
         ranges = c.post("/overlap", json={"document": text}).json()["spans"]
     assert len(ranges) > 10  # every chance hit, as before issue 13
-    with pytest.raises(ValueError, match="--index"):
+    with pytest.raises(UserError, match="--index"):
         ServeConfig(model=str(serve_checkpoint), index_max_chance=1.0)
-    from stackcoder.errors import UserError
-
     with pytest.raises(UserError, match="not a probability"):
         create_app(ServeConfig(model=str(serve_checkpoint), index=str(index_dir), index_max_chance=-1))
 
